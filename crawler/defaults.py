@@ -1,0 +1,40 @@
+"""Defaults of every setting this project adds to Scrapy, in one place.
+
+``crawler/settings.py`` imports them, so ``scrapy crawl`` sees them; each
+component also falls back to the value here, so it works with any settings
+module.  Every name is documented in README.md ("Settings").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# --- storage (pipelines/store.py) -------------------------------------------
+#: SQLAlchemy URL of the database products are saved to.
+DATABASE_URL = "sqlite:///data/catalog.db"
+#: Rows written per transaction.
+STORE_BATCH_SIZE = 500
+#: A partial batch is written at least this often (seconds).
+STORE_FLUSH_INTERVAL = 2.0
+#: Batches queued for the writer thread before item processing waits.
+STORE_MAX_PENDING_BATCHES = 4
+#: Attempts of a failed batch before it is split to isolate bad rows.
+STORE_RETRY_TIMES = 2
+#: Seconds between those attempts.
+STORE_RETRY_DELAY = 0.5
+
+# --- stats dump (extensions/stats_dump.py) ----------------------------------
+#: Enable the JSON stats dump written when the spider closes.
+STATS_DUMP_ENABLED = True
+#: Directory of the dumps: ``<dir>/<spider>-<UTC timestamp>.json``.
+STATS_DUMP_DIR = "stats"
+
+# --- site profiles (crawler/siteprofile.py) ---------------------------------
+#: Directory searched for ``-a site=NAME`` (``NAME.toml``).
+SITE_PROFILES_DIR = "crawler/sites"
+
+
+def get(settings: Any, name: str) -> Any:
+    """Return setting ``name`` from ``settings``, or this module's default."""
+    value = settings.get(name) if settings is not None else None
+    return globals()[name] if value is None else value

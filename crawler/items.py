@@ -1,0 +1,41 @@
+"""Items of the catalogue crawler."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ProductItem:
+    """One product detail page.
+
+    The detail stage fills ``url``, ``site``, ``raw`` (the text extracted for
+    each profile field, before coercion) and the list page/position the
+    product was found at.  The validation pipeline then sets ``key``,
+    ``fields`` (typed, JSON-ready values) and ``content_hash``, or
+    ``reject_reason`` when the page is not a valid product.
+    """
+
+    url: str
+    site: str
+    raw: dict[str, Any] = field(default_factory=dict)
+    list_page: int | None = None
+    list_position: int | None = None
+    crawled_at: str = ""
+    key: str | None = None
+    fields: dict[str, Any] | None = None
+    content_hash: str | None = None
+    reject_reason: str | None = None
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """The JSON text products are stored and hashed as (sorted keys, compact)."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    """SHA-256 (hex) of :func:`canonical_json` of ``data``."""
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
