@@ -30,8 +30,9 @@ STATS_DUMP_ENABLED = True
 STATS_DUMP_DIR = "stats"
 
 # --- site profiles (crawler/siteprofile.py) ---------------------------------
-#: Directory searched for ``-a site=NAME`` (``NAME.toml``).
-SITE_PROFILES_DIR = "crawler/sites"
+#: Directory searched for ``-a site=NAME`` (``NAME.toml``); empty: the
+#: profiles shipped in ``crawler/sites``.
+SITE_PROFILES_DIR = ""
 
 
 def get(settings: Any, name: str) -> Any:

@@ -1,0 +1,13 @@
+"""Errors that stop a crawl before it starts, with one line for the user."""
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is one line naming the problem.
+
+    ``scrapy crawl`` (``crawler/commands/crawl.py``) prints it as
+    ``error: <message>`` and exits with status 2, without a traceback.
+    """
+
+
+class ProfileError(ConfigError):
+    """A site profile cannot be found, parsed or validated."""

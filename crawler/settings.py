@@ -1,0 +1,34 @@
+"""Scrapy settings of the catalogue crawler.
+
+The project's own settings and their defaults live in ``crawler/defaults.py``
+(imported below); README.md ("Settings") documents every one.  Override any
+of them with ``-s NAME=VALUE`` or in a site profile's ``[settings]`` table.
+"""
+
+from crawler.defaults import *  # noqa: F403  (the project's own settings)
+
+BOT_NAME = "crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"
+
+# Politeness: robots.txt is obeyed; concurrency is Scrapy's stock 16 overall,
+# 8 per domain, with no fixed delay (site profiles may add one).
+USER_AGENT = "catalog-crawler/0.1 (+https://github.com/; product catalogue crawler)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0
+
+ITEM_PIPELINES = {
+    "pipelines.validate.ValidationPipeline": 300,
+    "pipelines.store.StorePipeline": 800,
+}
+
+EXTENSIONS = {
+    "extensions.stats_dump.StatsDump": 900,
+}
+
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -1,0 +1,363 @@
+"""Site profiles: a catalogue site described in TOML instead of Python.
+
+``load_profile("csa_iot")`` reads ``crawler/sites/csa_iot.toml`` (or any
+``path/to/file.toml``), checks every key, compiles every selector and regex,
+and returns an immutable :class:`SiteProfile`.  Any problem raises
+:class:`~crawler.errors.ProfileError` with one line naming the file and the
+key.  The format is documented in README.md ("Site profiles").
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cssselect import SelectorError
+from lxml import etree
+from parsel.csstranslator import HTMLTranslator
+
+from crawler.coercion import SCALARS, TYPES
+from crawler.errors import ProfileError
+
+#: Where ``-a site=NAME`` looks by default.
+PROFILES_DIR = Path(__file__).parent / "sites"
+
+_translator = HTMLTranslator()
+
+_SITE_KEYS = {"name", "start_urls", "key", "allowed_domains"}
+_LIST_KEYS = {"product_links", "next_page", "last_page", "page_url", "total_count"}
+_DETAIL_KEYS = {"rows", "row_label", "row_value"}
+_SELECTOR_KEYS = {"css", "xpath", "attr", "regex"}
+_FIELD_KEYS = _SELECTOR_KEYS | {"label", "source", "type", "item_type", "split", "required", "date_format"}
+_TOP_KEYS = {"site", "list", "detail", "fields", "settings"}
+_SOURCES = ("url",)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A CSS or XPath expression, compiled, with an optional attribute and regex.
+
+    Applied to an lxml element it yields strings: the text of each selected
+    element (all descendant text), each selected text/attribute node, or the
+    ``attr`` attribute of each selected element; then, with ``regex``, the
+    first group (or the whole match) of each string that matches.
+    """
+
+    expr: str
+    xpath: etree.XPath = field(compare=False, repr=False)
+    attr: str | None = None
+    regex: re.Pattern[str] | None = None
+
+    def strings(self, node: Any) -> list[str]:
+        out: list[str] = []
+        for hit in self.xpath(node):
+            if isinstance(hit, str):
+                value = str(hit)
+            elif self.attr is not None:
+                value = hit.get(self.attr)
+                if value is None:
+                    continue
+            else:
+                value = TEXT(hit)
+            out.append(value)
+        if self.regex is None:
+            return out
+        return [m for m in (apply_regex(self.regex, v) for v in out) if m is not None]
+
+
+#: All descendant text of an element, as one string.
+TEXT = etree.XPath("string()")
+
+
+def apply_regex(pattern: re.Pattern[str], text: str) -> str | None:
+    """First group of ``pattern`` in ``text`` (whole match if no group), or None."""
+    match = pattern.search(text)
+    if match is None:
+        return None
+    return match.group(1) if pattern.groups else match.group(0)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one product field is extracted and typed."""
+
+    name: str
+    type: str = "str"
+    required: bool = False
+    selector: Selector | None = None  # css/xpath; relative to the row value when label is set
+    label: str | None = None
+    source: str | None = None  # "url": the regex applies to the page URL
+    regex: re.Pattern[str] | None = None  # used with label/source (selector carries its own)
+    split: str | None = None
+    item_type: str = "str"
+    date_format: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SiteProfile:
+    """A validated site profile."""
+
+    name: str
+    path: Path
+    start_urls: tuple[str, ...]
+    allowed_domains: tuple[str, ...]
+    key: str
+    product_links: Selector
+    fields: tuple[FieldSpec, ...]
+    next_page: Selector | None = None
+    last_page: Selector | None = None
+    page_url: str | None = None
+    total_count: Selector | None = None
+    rows: Selector | None = None
+    row_label: Selector | None = None
+    row_value: Selector | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def with_start_url(self, url: str) -> SiteProfile:
+        """This profile crawling ``url`` instead; the allowed domain follows it."""
+        _check_url(url, self.path, "start_url")
+        return replace(self, start_urls=(url,), allowed_domains=(_host(url),))
+
+    def get_field(self, name: str) -> FieldSpec:
+        return next(f for f in self.fields if f.name == name)
+
+
+def resolve_profile_path(site: str, directory: str | Path | None = None) -> Path:
+    """Path of the profile for ``-a site=`` (a name in ``directory`` or a path)."""
+    if site.endswith(".toml") or "/" in site or "\\" in site:
+        path = Path(site)
+        if not path.is_file():
+            raise ProfileError(f"site profile file not found: {site}")
+        return path
+    base = Path(directory) if directory else PROFILES_DIR
+    path = base / f"{site}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in base.glob("*.toml"))
+        raise ProfileError(
+            f"unknown site {site!r}: no {path} (known sites: {', '.join(known) or 'none'})"
+        )
+    return path
+
+
+def load_profile(site: str, directory: str | Path | None = None) -> SiteProfile:
+    """Load and validate the profile named (or located by) ``site``."""
+    path = resolve_profile_path(site, directory)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_profile(data, path)
+
+
+def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
+    """Validate a parsed TOML document; ``path`` names it in errors."""
+    _check_keys(data, _TOP_KEYS, path, "")
+    site = _table(data, "site", path, required=True)
+    _check_keys(site, _SITE_KEYS, path, "site")
+    list_ = _table(data, "list", path, required=True)
+    _check_keys(list_, _LIST_KEYS, path, "list")
+    detail = _table(data, "detail", path)
+    _check_keys(detail, _DETAIL_KEYS, path, "detail")
+    fields_ = _table(data, "fields", path, required=True)
+    settings = _table(data, "settings", path)
+
+    start_urls = site.get("start_urls")
+    if isinstance(start_urls, str):
+        start_urls = [start_urls]
+    if not start_urls or not isinstance(start_urls, list):
+        raise ProfileError(f"{path}: site.start_urls: required, a list of URLs")
+    for url in start_urls:
+        _check_url(url, path, "site.start_urls")
+    allowed = site.get("allowed_domains") or sorted({_host(u) for u in start_urls})
+    if not isinstance(allowed, list) or not all(isinstance(d, str) for d in allowed):
+        raise ProfileError(f"{path}: site.allowed_domains: must be a list of domain names")
+
+    specs = tuple(_field(name, spec, path) for name, spec in fields_.items())
+    if not specs:
+        raise ProfileError(f"{path}: fields: at least one field is required")
+    key = site.get("key")
+    if not isinstance(key, str) or not key:
+        raise ProfileError(f"{path}: site.key: required, the name of the field identifying a product")
+    if key not in fields_:
+        raise ProfileError(f"{path}: site.key: {key!r} is not one of the fields ({', '.join(fields_)})")
+    if any(s.label for s in specs) and not detail.get("rows"):
+        raise ProfileError(f"{path}: detail.rows: required when a field uses 'label'")
+    if detail and not all(detail.get(k) for k in _DETAIL_KEYS):
+        missing = sorted(k for k in _DETAIL_KEYS if not detail.get(k))
+        raise ProfileError(f"{path}: detail.{missing[0]}: required with detail.rows")
+    if "product_links" not in list_:
+        raise ProfileError(f"{path}: list.product_links: required")
+    page_url = list_.get("page_url")
+    if page_url is not None:
+        if not isinstance(page_url, str) or "{page}" not in page_url:
+            raise ProfileError(f"{path}: list.page_url: must be a string containing {{page}}")
+        if "last_page" not in list_:
+            raise ProfileError(f"{path}: list.page_url: needs list.last_page")
+    for name in settings:
+        if not name.isupper():
+            raise ProfileError(f"{path}: settings.{name}: Scrapy setting names are UPPERCASE")
+
+    def sel(table: dict[str, Any], name: str, where: str) -> Selector | None:
+        return _selector(table[name], path, f"{where}.{name}") if name in table else None
+
+    return SiteProfile(
+        name=str(site.get("name") or path.stem),
+        path=path,
+        start_urls=tuple(start_urls),
+        allowed_domains=tuple(allowed),
+        key=key,
+        product_links=sel(list_, "product_links", "list"),  # type: ignore[arg-type]
+        next_page=sel(list_, "next_page", "list"),
+        last_page=sel(list_, "last_page", "list"),
+        page_url=page_url,
+        total_count=sel(list_, "total_count", "list"),
+        rows=sel(detail, "rows", "detail"),
+        row_label=sel(detail, "row_label", "detail"),
+        row_value=sel(detail, "row_value", "detail"),
+        fields=specs,
+        settings=dict(settings),
+    )
+
+
+def _field(name: str, spec: Any, path: Path) -> FieldSpec:
+    where = f"fields.{name}"
+    if not isinstance(spec, dict):
+        raise ProfileError(f"{path}: {where}: must be a table")
+    _check_keys(spec, _FIELD_KEYS, path, where)
+    type_ = spec.get("type", "str")
+    if type_ not in TYPES:
+        raise ProfileError(f"{path}: {where}.type: unknown type {type_!r} (one of: {', '.join(TYPES)})")
+    item_type = spec.get("item_type", "str")
+    if item_type not in SCALARS:
+        raise ProfileError(
+            f"{path}: {where}.item_type: unknown type {item_type!r} (one of: {', '.join(SCALARS)})"
+        )
+    if "item_type" in spec and type_ != "list":
+        raise ProfileError(f"{path}: {where}.item_type: only for type = \"list\"")
+    if "split" in spec and (type_ != "list" or not isinstance(spec["split"], str) or not spec["split"]):
+        raise ProfileError(f"{path}: {where}.split: a non-empty string, only for type = \"list\"")
+    required = spec.get("required", False)
+    if not isinstance(required, bool):
+        raise ProfileError(f"{path}: {where}.required: must be true or false")
+    label, source = spec.get("label"), spec.get("source")
+    has_selector = "css" in spec or "xpath" in spec
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise ProfileError(f"{path}: {where}.label: must be a non-empty string")
+    if source is not None and source not in _SOURCES:
+        raise ProfileError(f"{path}: {where}.source: unknown source {source!r} (one of: {', '.join(_SOURCES)})")
+    if source is not None and (has_selector or label is not None):
+        raise ProfileError(f"{path}: {where}.source: cannot be combined with css, xpath or label")
+    if not (has_selector or label is not None or source is not None):
+        raise ProfileError(f"{path}: {where}: needs one of css, xpath, label or source")
+    date_format = spec.get("date_format")
+    if date_format is not None:
+        formats = [date_format] if isinstance(date_format, str) else date_format
+        if not isinstance(formats, list) or not all(isinstance(f, str) and "%" in f for f in formats):
+            raise ProfileError(f"{path}: {where}.date_format: a strptime format or a list of them")
+        date_format = formats[0] if isinstance(date_format, str) else tuple(formats)
+    selector = None
+    regex = None
+    if has_selector:
+        selector = _selector(
+            {k: spec[k] for k in _SELECTOR_KEYS if k in spec}, path, where
+        )
+    else:
+        if "attr" in spec:
+            raise ProfileError(f"{path}: {where}.attr: needs css or xpath")
+        if "regex" in spec:
+            regex = _regex(spec["regex"], path, f"{where}.regex")
+    if source == "url" and regex is None:
+        raise ProfileError(f"{path}: {where}.regex: required with source = \"url\"")
+    return FieldSpec(
+        name=name,
+        type=type_,
+        required=required,
+        selector=selector,
+        label=" ".join(label.split()).casefold().rstrip(":") if label else None,
+        source=source,
+        regex=regex,
+        split=spec.get("split"),
+        item_type=item_type,
+        date_format=date_format,
+    )
+
+
+def _selector(spec: Any, path: Path, where: str) -> Selector:
+    """A selector from a CSS string or a ``{css|xpath, attr, regex}`` table."""
+    if isinstance(spec, str):
+        spec = {"css": spec}
+    if not isinstance(spec, dict):
+        raise ProfileError(f"{path}: {where}: a CSS string or a table with css or xpath")
+    _check_keys(spec, _SELECTOR_KEYS, path, where)
+    if ("css" in spec) == ("xpath" in spec):
+        raise ProfileError(f"{path}: {where}: give exactly one of css or xpath")
+    if "css" in spec:
+        expr = spec["css"]
+        if not isinstance(expr, str) or not expr.strip():
+            raise ProfileError(f"{path}: {where}.css: must be a non-empty string")
+        try:
+            xpath_text = _translator.css_to_xpath(expr)
+        except (SelectorError, SyntaxError, ValueError) as exc:
+            raise ProfileError(f"{path}: {where}.css: invalid CSS selector {expr!r}: {exc}") from None
+    else:
+        expr = xpath_text = spec["xpath"]
+        if not isinstance(expr, str) or not expr.strip():
+            raise ProfileError(f"{path}: {where}.xpath: must be a non-empty string")
+    try:
+        compiled = etree.XPath(xpath_text)
+    except etree.XPathSyntaxError as exc:
+        kind = "css" if "css" in spec else "xpath"
+        raise ProfileError(f"{path}: {where}.{kind}: invalid selector {expr!r}: {exc}") from None
+    attr = spec.get("attr")
+    if attr is not None and (not isinstance(attr, str) or not attr):
+        raise ProfileError(f"{path}: {where}.attr: must be an attribute name")
+    regex = _regex(spec["regex"], path, f"{where}.regex") if "regex" in spec else None
+    return Selector(expr=expr, xpath=compiled, attr=attr, regex=regex)
+
+
+def _regex(pattern: Any, path: Path, where: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ProfileError(f"{path}: {where}: must be a string")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ProfileError(f"{path}: {where}: invalid regex {pattern!r}: {exc}") from None
+
+
+def _table(data: dict[str, Any], name: str, path: Path, required: bool = False) -> dict[str, Any]:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ProfileError(f"{path}: [{name}]: required table is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise ProfileError(f"{path}: {name}: must be a table")
+    return value
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], path: Path, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            prefix = f"{where}." if where else ""
+            raise ProfileError(
+                f"{path}: {prefix}{key}: unknown key (expected one of: {', '.join(sorted(allowed))})"
+            )
+
+
+def _check_url(url: Any, path: Path, where: str) -> None:
+    if not isinstance(url, str):
+        raise ProfileError(f"{path}: {where}: {url!r} is not a URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProfileError(f"{path}: {where}: {url!r} is not an http(s) URL")
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
