@@ -1,0 +1,63 @@
+"""Shared fixtures: a real demo shop on loopback and a way to run real crawls."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from demoshop.process import ShopProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The small shop the integration tests crawl (big ones belong to bench/).
+SHOP_PRODUCTS = 300
+SHOP_SEED = 3
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    stats_dir: Path
+
+    @property
+    def stats(self) -> dict:
+        """The ``stats`` of the run's JSON stats dump."""
+        dumps = sorted(self.stats_dir.glob("catalog-*.json"))
+        assert len(dumps) == 1, f"expected one stats dump in {self.stats_dir}, found {dumps}\n{self.stderr[-3000:]}"
+        return json.loads(dumps[0].read_text())["stats"]
+
+
+def scrapy_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scrapy", *args]
+
+
+def run_crawl(
+    start_url: str, db: Path, stats_dir: Path, *extra: str, site: str = "csa_iot", timeout: float = 300
+) -> CrawlResult:
+    """Run ``scrapy crawl catalog`` in a subprocess, as users do."""
+    cmd = scrapy_command(
+        "crawl", "catalog",
+        "-a", f"site={site}",
+        "-a", f"start_url={start_url}",
+        "-s", f"DATABASE_URL=sqlite:///{db}",
+        "-s", f"STATS_DUMP_DIR={stats_dir}",
+        *extra,
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return CrawlResult(proc.returncode, proc.stdout, proc.stderr, stats_dir)
+
+
+@pytest.fixture(scope="session")
+def shop() -> Iterator[ShopProcess]:
+    with ShopProcess(products=SHOP_PRODUCTS, seed=SHOP_SEED) as running:
+        yield running
