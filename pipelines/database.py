@@ -1,0 +1,657 @@
+"""Product storage: SQLAlchemy Core, SQLite (embedded default) or PostgreSQL.
+
+Pure storage, no Scrapy or Twisted: :class:`ProductStore` writes batches of
+:class:`ProductRow` / :class:`RejectRow` in one transaction each, and is meant
+to be used by ONE thread at a time (the store pipeline's writer thread).
+
+Timestamps are stored as ISO-8601 UTC strings with millisecond precision
+(``2024-05-01T12:00:00.000Z``, see :func:`utc_iso`), the same on every
+database, so they sort as text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    case,
+    create_engine,
+    event,
+    exc,
+    func,
+    select,
+)
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import StaticPool
+
+from crawler.items import canonical_json
+
+__all__ = [
+    "BatchResult",
+    "DatabaseError",
+    "ProductRow",
+    "ProductStore",
+    "RejectRow",
+    "StoreWriteError",
+    "metadata",
+    "products",
+    "rejected_items",
+    "utc_iso",
+]
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+#: Largest number of values in one ``IN (...)`` list.
+IN_CHUNK = 500
+#: Longest key / site the columns hold.
+KEY_LENGTH = 500
+SITE_LENGTH = 200
+#: Error one-liners kept in a :class:`BatchResult` (the counts are complete).
+MAX_ERRORS_KEPT = 20
+
+
+class DatabaseError(Exception):
+    """The database is misconfigured or cannot be reached (one-line message)."""
+
+
+class StoreWriteError(Exception):
+    """A batch could not be written because of a persistent, not row-specific error.
+
+    Rows written before the error stay written: ``result`` counts them and
+    ``unwritten`` is the number of rows of the batch that were not stored.
+    """
+
+    def __init__(self, message: str, result: BatchResult, unwritten: int) -> None:
+        super().__init__(message)
+        self.result = result
+        self.unwritten = unwritten
+
+
+# --- schema -------------------------------------------------------------------
+
+metadata = MetaData()
+
+_Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("site", String(SITE_LENGTH), nullable=False),
+    Column("key", String(KEY_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("list_page", Integer, nullable=True),
+    Column("list_position", Integer, nullable=True),
+    Column("first_seen", String(32), nullable=False),
+    Column("last_seen", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("site", "key", name="uq_products_site_key"),
+    CheckConstraint("length(key) > 0", name="ck_products_key_not_empty"),
+)
+
+rejected_items = Table(
+    "rejected_items",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("site", String(SITE_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("key", String(KEY_LENGTH), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("first_seen", String(32), nullable=False),
+    Column("last_seen", String(32), nullable=False),
+    Column("times", Integer, nullable=False, default=1),
+    UniqueConstraint("site", "url", name="uq_rejected_items_site_url"),
+)
+
+
+# --- rows and results -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A valid product to save (``data`` is the JSON-ready ``item.fields``)."""
+
+    site: str
+    key: str
+    url: str
+    data: dict[str, Any]
+    content_hash: str
+    list_page: int | None
+    list_position: int | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRow:
+    """A page that is not a valid product (``data`` is the raw extracted values)."""
+
+    site: str
+    url: str
+    key: str | None
+    reason: str
+    data: dict[str, Any]
+    seen_at: datetime
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one :meth:`ProductStore.write_batch` did.
+
+    ``rejected`` counts the reject rows of the batch that were stored,
+    ``isolated`` the product rows the database refused, stored as rejects
+    (reason ``store error: ...``) instead, ``failed`` the rows that could not
+    be stored at all (their errors are in ``errors``).
+    """
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    retries: int = 0
+    isolated: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Rows of the batch that are now in the database (products or rejects)."""
+        return self.inserted + self.updated + self.unchanged + self.rejected + self.isolated
+
+    def add(self, other: BatchResult) -> None:
+        """Add the counts of ``other`` (a sub-batch) to this result."""
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.retries += other.retries
+        self.isolated += other.isolated
+        self.failed += other.failed
+        self._note(other.errors)
+
+    def _note(self, errors: list[str]) -> None:
+        room = MAX_ERRORS_KEPT - len(self.errors)
+        if room > 0:
+            self.errors.extend(errors[:room])
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def utc_iso(moment: datetime) -> str:
+    """``moment`` as stored: ISO-8601 UTC, milliseconds, ``Z`` (naive = UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def one_line(error: BaseException, with_type: bool = False) -> str:
+    """A one-line description of ``error`` (the DBAPI message for SQLAlchemy errors)."""
+    inner: BaseException = error
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        inner = error.orig
+    text = str(inner).strip()
+    if not text or isinstance(inner, exc.SQLAlchemyError):
+        # SQLAlchemy's own messages end with "(Background on this error ...)"
+        text = text.split("\n(Background on this error", 1)[0]
+    text = " ".join(text.split()) or type(inner).__name__
+    return f"{type(inner).__name__}: {text}" if with_type else text
+
+
+_PASSWORD_IN_TEXT = re.compile(r":[^:@/\s]+@")
+
+
+def _mask(raw: str) -> str:
+    """Mask a password in a URL string that could not be parsed."""
+    return _PASSWORD_IN_TEXT.sub(":***@", raw)
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Errors worth retrying as they are: locks, timeouts, lost connections."""
+    if isinstance(error, exc.OperationalError):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def _reject_json(data: Any) -> str:
+    """Raw values as JSON text; never fails (non-JSON values become strings)."""
+    try:
+        return canonical_json(data)
+    except (TypeError, ValueError):
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _sqlite_is_memory(url: URL) -> bool:
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return True
+    return str(url.query.get("uri", "")).lower() in ("1", "true") and (
+        url.query.get("mode") == "memory" or database.startswith("file::memory:")
+    )
+
+
+def _chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+# --- the store -------------------------------------------------------------------
+
+
+class ProductStore:
+    """Writes product and reject rows to ``url`` (an SQLAlchemy database URL).
+
+    The constructor creates the engine and connects once, raising
+    :class:`DatabaseError` (one line, password masked) when it cannot.  A
+    store is used by one thread at a time; it may be created in one thread
+    and used in another (the store pipeline's writer thread).
+
+    ``retries`` / ``retry_delay``: attempts of a batch that failed with a
+    transient error (e.g. "database is locked") before it is split.
+    ``sqlite_busy_timeout``: seconds an SQLite writer waits for a lock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retries: int = 2,
+        retry_delay: float = 0.5,
+        sqlite_busy_timeout: float = 5.0,
+        echo: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retries = max(0, int(retries))
+        self.retry_delay = max(0.0, float(retry_delay))
+        self._sleep = sleep
+        try:
+            parsed = make_url(url)
+        except (exc.ArgumentError, ValueError, TypeError) as e:
+            raise DatabaseError(f"invalid DATABASE_URL {_mask(str(url))!r}: {one_line(e)}") from None
+        shown = parsed.render_as_string(hide_password=True)
+        self.url_shown = shown
+        backend = parsed.get_backend_name()
+        if backend not in SUPPORTED_DIALECTS:
+            raise DatabaseError(
+                f"invalid DATABASE_URL {shown!r}: unsupported database dialect {backend!r}"
+                f" (supported: {', '.join(SUPPORTED_DIALECTS)})"
+            )
+        kwargs: dict[str, Any] = {"echo": echo}
+        if backend == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False}
+            if _sqlite_is_memory(parsed):
+                # one connection shared by the creating and the writer thread
+                kwargs["poolclass"] = StaticPool
+            else:
+                self._make_parent_dir(parsed, shown)
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(parsed, **kwargs)
+        except exc.NoSuchModuleError as e:
+            raise DatabaseError(
+                f"invalid DATABASE_URL {shown!r}: unknown database dialect/driver {parsed.drivername!r}"
+                f" ({one_line(e)})"
+            ) from None
+        except ImportError as e:
+            raise DatabaseError(
+                f"invalid DATABASE_URL {shown!r}: database driver for {parsed.drivername!r} is not installed"
+                f" ({one_line(e)})"
+            ) from None
+        except (exc.ArgumentError, ValueError, TypeError) as e:
+            raise DatabaseError(f"invalid DATABASE_URL {shown!r}: {one_line(e)}") from None
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            self._setup_sqlite(sqlite_busy_timeout)
+            from sqlalchemy.dialects.sqlite import insert
+        elif self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:  # pragma: no cover - get_backend_name() was checked above
+            self.engine.dispose()
+            raise DatabaseError(f"invalid DATABASE_URL {shown!r}: unsupported database dialect {self.dialect!r}")
+        self._build_statements(insert)
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except exc.SQLAlchemyError as e:
+            self.engine.dispose()
+            raise DatabaseError(f"cannot open database {shown}: {one_line(e)}") from None
+
+    # -- setup
+
+    @staticmethod
+    def _make_parent_dir(url: URL, shown: str) -> None:
+        database = url.database or ""
+        if str(url.query.get("uri", "")).lower() in ("1", "true") or database.startswith("file:"):
+            return  # an SQLite URI filename: left to SQLite
+        parent = os.path.dirname(os.path.abspath(database))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
+
+    def _setup_sqlite(self, busy_timeout: float) -> None:
+        busy_ms = max(0, int(busy_timeout * 1000))
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # SQLAlchemy emits BEGIN itself (below), not the sqlite3 module
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cursor.close()
+
+        def on_begin(conn: Connection) -> None:
+            # take the write lock at once: waits up to busy_timeout for another
+            # writer, instead of failing when a read transaction upgrades
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        event.listen(self.engine, "connect", on_connect)
+        event.listen(self.engine, "begin", on_begin)
+
+    def _build_statements(self, insert: Any) -> None:
+        p = products.c
+        ins = insert(products)
+        self._product_upsert = ins.on_conflict_do_update(
+            index_elements=[p.site, p.key],
+            set_={
+                "url": ins.excluded.url,
+                "data": ins.excluded.data,
+                "content_hash": ins.excluded.content_hash,
+                "list_page": ins.excluded.list_page,
+                "list_position": ins.excluded.list_position,
+                "last_seen": ins.excluded.last_seen,
+                "updated_at": case(
+                    (p.content_hash == ins.excluded.content_hash, p.updated_at),
+                    else_=ins.excluded.updated_at,
+                ),
+            },
+        )
+        r = rejected_items.c
+        rins = insert(rejected_items)
+        self._reject_upsert = rins.on_conflict_do_update(
+            index_elements=[r.site, r.url],
+            set_={
+                "key": rins.excluded.key,
+                "reason": rins.excluded.reason,
+                "data": rins.excluded.data,
+                "last_seen": rins.excluded.last_seen,
+                "times": r.times + rins.excluded.times,
+            },
+        )
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet."""
+        try:
+            metadata.create_all(self.engine)
+        except exc.SQLAlchemyError as e:
+            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- writing
+
+    def write_batch(self, products: Sequence[ProductRow], rejects: Sequence[RejectRow] = ()) -> BatchResult:
+        """Save ``products`` and ``rejects`` in one transaction; return the counts.
+
+        Duplicate products (same site and key) or rejects (same site and url)
+        in the batch: the last one wins, counted once.  A transient error
+        retries the whole batch ``retries`` times; if it persists, or on any
+        other database error, the batch is split in halves until each bad
+        row is alone: a bad product row is then stored as a reject
+        (``store error: ...``).  Raises :class:`StoreWriteError` only when an
+        error is not row-specific (e.g. the database stays locked or is gone).
+        """
+        started = time.perf_counter()
+        result = BatchResult()
+        prows, rrows = self._prepare(products, rejects, result)
+        ops: list[_Op] = [*prows, *rrows]
+        accounted = result.stored + result.failed
+        try:
+            if ops:
+                self._write_with_retries(ops, result)
+        except StoreWriteError as e:
+            e.unwritten = len(ops) - (result.stored + result.failed - accounted)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - started
+        return result
+
+    def _prepare(
+        self, products: Sequence[ProductRow], rejects: Sequence[RejectRow], result: BatchResult
+    ) -> tuple[list[_Op], list[_Op]]:
+        """Deduplicate and serialise; rows that cannot be serialised become rejects."""
+        by_key: dict[tuple[str, str], ProductRow] = {}
+        for row in products:
+            by_key[(row.site, row.key)] = row
+        prows: list[_Op] = []
+        bad: list[RejectRow] = []
+        saved_at: dict[tuple[str, str], str] = {}
+        for row in by_key.values():
+            seen = utc_iso(row.seen_at)
+            try:
+                data = canonical_json(row.data)
+            except (TypeError, ValueError) as e:
+                bad.append(_store_error_reject(row, e))
+                continue
+            params = {
+                "site": row.site,
+                "key": row.key,
+                "url": row.url,
+                "data": data,
+                "content_hash": row.content_hash,
+                "list_page": row.list_page,
+                "list_position": row.list_position,
+                "first_seen": seen,
+                "last_seen": seen,
+                "updated_at": seen,
+            }
+            prows.append(_Op(params, row))
+            place = (row.site, row.url)
+            if saved_at.get(place, "") < seen:
+                saved_at[place] = seen
+        by_url: dict[tuple[str, str], tuple[RejectRow, int, bool]] = {}
+        for rrow in rejects:
+            place = (rrow.site, rrow.url)
+            previous = by_url.get(place)
+            by_url[place] = (rrow, previous[1] + 1 if previous else 1, False)
+        for rrow in bad:
+            place = (rrow.site, rrow.url)
+            previous = by_url.get(place)
+            by_url[place] = (rrow, previous[1] + 1 if previous else 1, True)
+        rrows: list[_Op] = []
+        for (site, url), (rrow, times, isolated) in by_url.items():
+            seen = utc_iso(rrow.seen_at)
+            if not isolated and saved_at.get((site, url), "") > seen:
+                result.rejected += 1  # superseded: the page saved as a product later in this batch
+                continue
+            rrows.append(_Op(_reject_params(rrow, seen, times), None, isolated=isolated))
+        return prows, rrows
+
+    def _write_with_retries(self, ops: list[_Op], result: BatchResult) -> None:
+        attempt = 0
+        while True:
+            try:
+                result.add(self._write_once(ops))
+                return
+            except exc.SQLAlchemyError as e:
+                if _is_transient(e) and attempt < self.retries:
+                    attempt += 1
+                    result.retries += 1
+                    self._sleep(self.retry_delay)
+                    continue
+                first_error = e
+                break
+        self._split(ops, result, first_error)
+
+    def _split(self, ops: list[_Op], result: BatchResult, error: exc.SQLAlchemyError) -> None:
+        """Write ``ops`` (which failed as a whole with ``error``) in halves, isolating bad rows."""
+        if len(ops) == 1:
+            self._isolate(ops[0], result, error)
+            return
+        middle = len(ops) // 2
+        for part in (ops[:middle], ops[middle:]):
+            try:
+                result.add(self._write_once(part))
+            except exc.SQLAlchemyError as e:
+                if _is_transient(e):
+                    raise self._systemic(e, result) from e
+                self._split(part, result, e)
+
+    def _isolate(self, op: _Op, result: BatchResult, error: exc.SQLAlchemyError) -> None:
+        """``op`` alone failed with ``error``: store a product as a reject; count a reject as failed."""
+        if _is_transient(error):
+            raise self._systemic(error, result) from error
+        message = one_line(error, with_type=True)
+        if op.product is None:
+            result.failed += 1
+            result._note([f"reject of {op.params['url']} not stored: {message}"])
+            return
+        reject = _store_error_reject(op.product, error)
+        seen = utc_iso(reject.seen_at)
+        try:
+            result.add(self._write_once([_Op(_reject_params(reject, seen, 1), None, isolated=True)]))
+        except exc.SQLAlchemyError as e:
+            if _is_transient(e):
+                raise self._systemic(e, result) from e
+            result.failed += 1
+            result._note([f"product {op.product.key!r} ({op.product.url}) not stored: {message}"])
+            return
+        result._note([f"product {op.product.key!r} ({op.product.url}) stored as reject: {message}"])
+
+    def _systemic(self, error: exc.SQLAlchemyError, result: BatchResult) -> StoreWriteError:
+        # `unwritten` is filled in by write_batch()
+        return StoreWriteError(f"cannot write to {self.url_shown}: {one_line(error)}", result, 0)
+
+    def _write_once(self, ops: list[_Op]) -> BatchResult:
+        """One transaction: count, upsert products, clear their old rejects, upsert rejects."""
+        result = BatchResult()
+        product_params = [op.params for op in ops if op.product is not None]
+        reject_ops = [op for op in ops if op.product is None]
+        with self.engine.begin() as conn:
+            if product_params:
+                existing = self._existing_hashes(conn, product_params)
+                for params in product_params:
+                    old = existing.get((params["site"], params["key"]))
+                    if old is None:
+                        result.inserted += 1
+                    elif old == params["content_hash"]:
+                        result.unchanged += 1
+                    else:
+                        result.updated += 1
+                conn.execute(self._product_upsert, product_params)
+                self._clear_rejects(conn, product_params)
+            if reject_ops:
+                conn.execute(self._reject_upsert, [op.params for op in reject_ops])
+                for op in reject_ops:
+                    if op.isolated:
+                        result.isolated += 1
+                    else:
+                        result.rejected += 1
+        return result
+
+    @staticmethod
+    def _existing_hashes(conn: Connection, params: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+        by_site: dict[str, list[str]] = {}
+        for p in params:
+            by_site.setdefault(p["site"], []).append(p["key"])
+        found: dict[tuple[str, str], str] = {}
+        c = products.c
+        for site, keys in by_site.items():
+            for chunk in _chunks(keys):
+                query = select(c.key, c.content_hash).where(c.site == site, c.key.in_(chunk))
+                for key, content_hash in conn.execute(query):
+                    found[(site, key)] = content_hash
+        return found
+
+    @staticmethod
+    def _clear_rejects(conn: Connection, params: list[dict[str, Any]]) -> None:
+        """Delete rejects of pages now saved as products (looked up first: usually none)."""
+        by_site: dict[str, list[str]] = {}
+        for p in params:
+            by_site.setdefault(p["site"], []).append(p["url"])
+        c = rejected_items.c
+        for site, urls in by_site.items():
+            for chunk in _chunks(list(dict.fromkeys(urls))):
+                query = select(c.id).where(c.site == site, c.url.in_(chunk))
+                ids = [row[0] for row in conn.execute(query)]
+                if ids:
+                    conn.execute(rejected_items.delete().where(c.id.in_(ids)))
+
+    # -- reading (tests, tools)
+
+    def count(self, table: Table) -> int:
+        """Number of rows in ``table``."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def fetch_products(self, site: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored rows of ``keys`` of ``site``, as dicts keyed by key."""
+        c = products.c
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(keys)):
+                query = select(products).where(c.site == site, c.key.in_(chunk))
+                for row in conn.execute(query).mappings():
+                    found[row["key"]] = dict(row)
+        return found
+
+
+@dataclass(slots=True)
+class _Op:
+    """One prepared row: products have ``product`` set, rejects ``None``."""
+
+    params: dict[str, Any]
+    product: ProductRow | None
+    isolated: bool = False
+
+
+def _store_error_reject(row: ProductRow, error: BaseException) -> RejectRow:
+    key = row.key[:KEY_LENGTH] if isinstance(row.key, str) else None
+    return RejectRow(
+        site=row.site,
+        url=row.url,
+        key=key,
+        reason=f"store error: {one_line(error, with_type=True)}",
+        data=row.data,
+        seen_at=row.seen_at,
+    )
+
+
+def _reject_params(row: RejectRow, seen: str, times: int) -> dict[str, Any]:
+    return {
+        "site": row.site,
+        "url": row.url,
+        "key": row.key,
+        "reason": row.reason,
+        "data": _reject_json(row.data),
+        "first_seen": seen,
+        "last_seen": seen,
+        "times": times,
+    }
