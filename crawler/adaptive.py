@@ -1,0 +1,548 @@
+"""Adaptive per-domain concurrency: sense, then judge.  Pure; acting is the glue's job.
+
+Modelled on Crawlee's Snapshotter -> SystemStatus -> AutoscaledPool, but per
+domain and AIMD (additive increase, multiplicative decrease), like TCP:
+
+* :class:`DomainSensor` collects one domain's outcomes and in-flight counts
+  during an interval and turns them into a :class:`DomainSample`; it keeps
+  the latency EWMA and the *baseline* latency (the latency at low load).
+* :class:`SystemStatus` judges the crawler process itself (CPU, memory,
+  reactor lag) from recent :class:`SystemSample` objects into a
+  :class:`SystemVerdict`.
+* :class:`Judge` (one per domain) turns a sample and the verdict into a
+  :class:`Decision`: the new concurrency limit within :class:`Bounds`.
+
+The glue, per domain: feed ``sensor.record()`` on every response or
+failure and ``sensor.observe_in_flight()`` regularly; every interval (about
+1 s) *if* ``judge.ready(sensor)`` (enough outcomes, else let the interval run
+on), or at once when ``judge.urgent(sensor)`` (a flood of 429/503s), do
+``decision = judge.decide(sensor.snapshot(now), status.verdict, bounds)``,
+then ``sensor.limit = decision.limit`` and apply it to the downloader slot.
+Nothing here imports Scrapy or reads a clock.
+
+What the rules avoid (complaints about other throttles):
+
+* overshoot, then a throughput collapse (Crawlee): growth stops as soon as
+  the latency rises above the baseline, i.e. when the site starts queueing,
+  before it rejects anything; decreases are multiplicative but never below
+  ``Bounds.min`` and are followed by a cooldown instead of a new climb;
+* a slower site getting more concurrency: a limit is raised only when the
+  domain actually used it (mean in-flight >= 80% of it) and its latency is at
+  its own baseline, whatever that baseline is; nothing targets a throughput;
+* fast 429/503s ignored (Scrapy's AutoThrottle only looks at latency): the
+  share of overload responses is judged on its own, whatever their latency,
+  and those responses are kept out of the latency figures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+#: What became of a request: ``"overload"`` is a 429/503 or any response with
+#: Retry-After, ``"timeout"`` a download timeout, ``"error"`` any other failure.
+Outcome = Literal["ok", "overload", "timeout", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "overload", "timeout", "error")
+
+Action = Literal["increase", "decrease", "hold"]
+
+
+# --- sensing: one domain ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainSample:
+    """One domain over one interval (latencies in seconds).
+
+    ``count`` responses/failures in all, of which ``ok``, ``overload``,
+    ``timeouts`` and ``errors``; ``latency_p50``: median latency of the ok
+    ones (None without any); ``latency_ewma``: EWMA of those medians across
+    intervals; ``baseline``: the latency at low load (None until known);
+    ``in_flight_mean``: mean of the in-flight observations (None without
+    any); ``limit``: the concurrency limit in force; ``at``: the time of the
+    snapshot; ``duration``: since the previous one (None for the first).
+    """
+
+    at: float
+    duration: float | None
+    count: int
+    ok: int
+    overload: int
+    timeouts: int
+    errors: int
+    latency_p50: float | None
+    latency_ewma: float | None
+    baseline: float | None
+    in_flight_mean: float | None
+    limit: int
+
+    @property
+    def overload_share(self) -> float:
+        """Share of 429/503 (or Retry-After) outcomes."""
+        return self.overload / self.count if self.count else 0.0
+
+    @property
+    def timeout_share(self) -> float:
+        return self.timeouts / self.count if self.count else 0.0
+
+    @property
+    def error_share(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+    @property
+    def latency_ratio(self) -> float | None:
+        """Latency EWMA / baseline: 1.0 at low load, higher as the site queues."""
+        if self.latency_ewma is None or not self.baseline:
+            return None
+        return self.latency_ewma / self.baseline
+
+    @property
+    def utilization(self) -> float | None:
+        """Mean in-flight / limit."""
+        if self.in_flight_mean is None or self.limit <= 0:
+            return None
+        return self.in_flight_mean / self.limit
+
+    @property
+    def served_concurrency(self) -> float | None:
+        """Requests the site actually had in service on average (Little's law:
+        ok responses per second x their median latency); None if unknown."""
+        if self.latency_p50 is None or not self.duration or self.duration <= 0:
+            return None
+        return self.ok / self.duration * self.latency_p50
+
+
+class DomainSensor:
+    """Collect one domain's outcomes per interval; keep its latency EWMA and baseline.
+
+    Latency figures use ``"ok"`` outcomes only: 429/503s are typically fast
+    and would hide the queueing, timeouts only measure the timeout setting.
+    The EWMA is taken over interval medians: ``ewma += ewma_alpha * (p50 -
+    ewma)``.
+
+    Baseline rule (the latency at low load).  Only *clean* intervals count:
+    at least ``baseline_min_ok`` ok responses and not a single 429/503 or
+    timeout.  Each counts with a weight ``w = min(1, ok / baseline_samples)``
+    so that a lucky median of a few responses cannot move it far.
+
+    * Calibration: until ``baseline_samples`` ok responses were seen, the
+      baseline is the response-weighted mean of the clean medians and its
+      *load* the highest mean in-flight among them.
+    * A clean median *below* the baseline pulls it down by ``w * baseline_fall``
+      of the gap (the site is faster), and that interval's mean in-flight
+      becomes the baseline's load.
+    * A clean median *above* it pulls it up by ``w * baseline_rise`` of the
+      gap, but only if measured at no more than the baseline's load (+10%):
+      the site is slower at the same load, so it is the site and not our own
+      queueing.  A permanently slower site is thus adopted within a few
+      intervals once the judge has cut the load back to that level (which it
+      does, the latency being inflated).
+    * Higher-load intervals never raise it (their extra latency is
+      queueing), nor do overloaded ones: it cannot ratchet up under overload.
+
+    ``start``: when the first interval began (else the first sample has no
+    ``duration``).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        ewma_alpha: float = 0.5,
+        baseline_fall: float = 0.5,
+        baseline_rise: float = 0.5,
+        baseline_samples: int = 30,
+        baseline_min_ok: int = 5,
+        start: float | None = None,
+    ) -> None:
+        if not (0 < ewma_alpha <= 1 and 0 < baseline_fall <= 1 and 0 <= baseline_rise <= 1):
+            raise ValueError("ewma_alpha and baseline_fall must be in (0, 1], baseline_rise in [0, 1]")
+        if baseline_samples < 1 or baseline_min_ok < 1:
+            raise ValueError("baseline_samples and baseline_min_ok must be >= 1")
+        #: The concurrency limit in force; the glue sets it after each decision.
+        self.limit = limit
+        self.ewma_alpha = ewma_alpha
+        self.baseline_fall = baseline_fall
+        self.baseline_rise = baseline_rise
+        self.baseline_samples = baseline_samples
+        self.baseline_min_ok = baseline_min_ok
+        self.latency_ewma: float | None = None
+        self.baseline: float | None = None
+        #: Mean in-flight at which the baseline was measured.
+        self.baseline_load: float | None = None
+        self._calibrated = 0  # ok responses behind the baseline during calibration
+        self._last_at: float | None = start
+        self._reset()
+
+    def _reset(self) -> None:
+        self._counts = dict.fromkeys(OUTCOMES, 0)
+        self._latencies: list[float] = []
+        self._in_flight_sum = 0
+        self._in_flight_n = 0
+
+    @property
+    def count(self) -> int:
+        """Outcomes recorded in the current interval."""
+        return sum(self._counts.values())
+
+    @property
+    def overload_count(self) -> int:
+        """429/503 outcomes recorded in the current interval."""
+        return self._counts["overload"]
+
+    def record(self, latency: float, outcome: Outcome) -> None:
+        """Record one finished request: its latency (seconds) and outcome."""
+        if outcome not in self._counts:
+            raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
+        self._counts[outcome] += 1
+        if outcome == "ok":
+            self._latencies.append(max(0.0, latency))
+
+    def observe_in_flight(self, n: int) -> None:
+        """Record how many requests to the domain are in flight right now."""
+        self._in_flight_sum += n
+        self._in_flight_n += 1
+
+    def snapshot(self, now: float) -> DomainSample:
+        """Close the interval: update EWMA and baseline, return the sample, reset the counters."""
+        c = self._counts
+        p50 = statistics.median(self._latencies) if self._latencies else None
+        in_flight = self._in_flight_sum / self._in_flight_n if self._in_flight_n else None
+        if p50 is not None:
+            self.latency_ewma = p50 if self.latency_ewma is None else (
+                self.latency_ewma + self.ewma_alpha * (p50 - self.latency_ewma)
+            )
+            clean = c["overload"] == 0 and c["timeout"] == 0 and c["ok"] >= self.baseline_min_ok
+            if clean:
+                self._update_baseline(p50, in_flight if in_flight is not None else float(self.limit), c["ok"])
+        sample = DomainSample(
+            at=now,
+            duration=None if self._last_at is None else now - self._last_at,
+            count=self.count,
+            ok=c["ok"],
+            overload=c["overload"],
+            timeouts=c["timeout"],
+            errors=c["error"],
+            latency_p50=p50,
+            latency_ewma=self.latency_ewma,
+            baseline=self.baseline,
+            in_flight_mean=in_flight,
+            limit=self.limit,
+        )
+        self._last_at = now
+        self._reset()
+        return sample
+
+    def _update_baseline(self, median: float, load: float, ok: int) -> None:
+        if self.baseline is None or self.baseline_load is None or self._calibrated < self.baseline_samples:
+            seen = self._calibrated
+            self.baseline = median if self.baseline is None else (self.baseline * seen + median * ok) / (seen + ok)
+            self.baseline_load = load if self.baseline_load is None else max(self.baseline_load, load)
+            self._calibrated = seen + ok
+            return
+        weight = min(1.0, ok / self.baseline_samples)
+        if median < self.baseline:
+            self.baseline += weight * self.baseline_fall * (median - self.baseline)
+            self.baseline_load = load
+        elif load <= self.baseline_load * 1.1:
+            self.baseline += weight * self.baseline_rise * (median - self.baseline)
+
+
+# --- sensing: the crawler process -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemSample:
+    """The crawler process at one moment.
+
+    ``cpu_fraction``: CPU time of the process / wall time over the last
+    sampling period (0..1; the reactor thread cannot use more than one core);
+    ``rss_bytes``: resident memory; ``reactor_lag``: seconds a timer fired late.
+    """
+
+    cpu_fraction: float
+    rss_bytes: int
+    reactor_lag: float
+
+
+@dataclass(frozen=True)
+class SystemVerdict:
+    """``overloaded``: the process cannot take more work (never increase);
+    ``memory_high``: memory above the high-water mark (slow the list stage
+    first); ``reason``: what was over, for logs."""
+
+    overloaded: bool = False
+    memory_high: bool = False
+    reason: str = "ok"
+
+
+class SystemStatus:
+    """Judge the process over its last ``window`` samples, like Crawlee's SystemStatus.
+
+    A resource (CPU > ``cpu_max``, RSS > ``rss_max_bytes``, reactor lag >
+    ``lag_max``) is overloaded when the share of the window's samples over
+    its limit exceeds ``overload_ratio``; the system is overloaded when any
+    resource is.  ``memory_high`` looks at the latest sample only: RSS at or
+    above ``memory_high_ratio`` x ``rss_max_bytes``.  Without
+    ``rss_max_bytes`` memory is not judged.
+    """
+
+    def __init__(
+        self,
+        cpu_max: float = 0.95,
+        rss_max_bytes: int | None = None,
+        lag_max: float = 0.25,
+        window: int = 5,
+        *,
+        overload_ratio: float = 0.4,
+        memory_high_ratio: float = 0.8,
+    ) -> None:
+        if window < 1 or not 0 <= overload_ratio < 1:
+            raise ValueError("window must be >= 1 and overload_ratio in [0, 1)")
+        self.cpu_max = cpu_max
+        self.rss_max_bytes = rss_max_bytes
+        self.lag_max = lag_max
+        self.overload_ratio = overload_ratio
+        self.memory_high_ratio = memory_high_ratio
+        self._samples: deque[SystemSample] = deque(maxlen=window)
+        self.verdict = SystemVerdict()
+
+    def add(self, sample: SystemSample) -> SystemVerdict:
+        """Add a sample; return (and keep as :attr:`verdict`) the judgement over the window."""
+        self._samples.append(sample)
+        n = len(self._samples)
+        reasons = []
+        checks = [
+            ("cpu", lambda s: s.cpu_fraction > self.cpu_max, f"over {self.cpu_max:.0%}"),
+            ("reactor lag", lambda s: s.reactor_lag > self.lag_max, f"over {self.lag_max * 1000:.0f} ms"),
+        ]
+        if self.rss_max_bytes is not None:
+            limit = self.rss_max_bytes
+            checks.append(("memory", lambda s: s.rss_bytes > limit, f"over {_mb(limit)}"))
+        for name, over, what in checks:
+            hits = sum(1 for s in self._samples if over(s))
+            if hits / n > self.overload_ratio:
+                reasons.append(f"{name} {what} in {hits}/{n} samples")
+        overloaded = bool(reasons)
+        memory_high = (
+            self.rss_max_bytes is not None and sample.rss_bytes >= self.memory_high_ratio * self.rss_max_bytes
+        )
+        if memory_high:
+            reasons.append(f"memory high: {_mb(sample.rss_bytes)} >= {self.memory_high_ratio:.0%} of the limit")
+        self.verdict = SystemVerdict(overloaded, memory_high, "; ".join(reasons) or "ok")
+        return self.verdict
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+# --- judging ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Concurrency limits of a domain: ``1 <= min <= start <= max``."""
+
+    min: int
+    start: int
+    max: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.start <= self.max:
+            raise ValueError(f"bounds need 1 <= min <= start <= max, got {self.min}, {self.start}, {self.max}")
+
+    def clamp(self, limit: int) -> int:
+        return max(self.min, min(self.max, limit))
+
+
+@dataclass(frozen=True)
+class AimdConfig:
+    """Constants of :class:`Judge` (shares are fractions of the interval's requests).
+
+    * ``step``: additive increase per interval.
+    * ``slow_start_fraction``: until the first decrease (no ceiling known
+      yet) the step is ``max(step, floor(limit * slow_start_fraction))``.
+    * ``overload_factor``: multiplicative decrease on overload or timeouts;
+      ``latency_factor``: on latency inflation (a gentler signal).
+    * ``overload_share``: overload (or timeout) share above which to decrease.
+    * ``error_share``: other-failure share above which not to increase.
+    * ``inflated_ratio``: decrease when latency EWMA > this x baseline;
+      ``near_ratio``: increase only when it is <= this x baseline (between the
+      two: hold, the site is at its knee).
+    * ``utilization``: increase only when mean in-flight >= this x limit.
+    * ``cooldown``: intervals after a decrease without increasing, nor
+      decreasing again except for a fresh overload share.
+    * ``ceiling_memory``: after an overload/timeout decrease from limit ``X``,
+      increases stop at ``X - 1`` for this many intervals (then ``X`` is
+      probed again); 0: no memory.
+    * ``min_samples``: fewer outcomes in an interval: hold.
+    """
+
+    step: int = 1
+    slow_start_fraction: float = 0.25
+    overload_factor: float = 0.5
+    latency_factor: float = 0.75
+    overload_share: float = 0.02
+    error_share: float = 0.10
+    inflated_ratio: float = 1.5
+    near_ratio: float = 1.25
+    utilization: float = 0.8
+    cooldown: int = 2
+    ceiling_memory: int = 30
+    min_samples: int = 10
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or self.slow_start_fraction < 0:
+            raise ValueError("step must be >= 1 and slow_start_fraction >= 0")
+        if not (0 < self.overload_factor < 1 and 0 < self.latency_factor < 1):
+            raise ValueError("decrease factors must be in (0, 1)")
+        if not 1 <= self.near_ratio <= self.inflated_ratio:
+            raise ValueError("need 1 <= near_ratio <= inflated_ratio")
+        if not (0 <= self.overload_share < 1 and 0 <= self.error_share < 1 and 0 <= self.utilization <= 1):
+            raise ValueError("shares and utilization must be fractions")
+        if self.cooldown < 0 or self.ceiling_memory < 0 or self.min_samples < 0:
+            raise ValueError("cooldown, ceiling_memory and min_samples must be >= 0")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The limit to apply, whether it went up, down or stayed, and why (for DEBUG logs)."""
+
+    limit: int
+    action: Action
+    reason: str
+
+
+class Judge:
+    """AIMD decisions for ONE domain (it keeps the domain's cooldown and slow-start state).
+
+    Rules, first match wins (``L`` is the sample's limit, clamped to bounds):
+
+    1. fewer than ``min_samples`` outcomes: hold;
+    2. overload share > ``overload_share``: decrease to ``overload_factor`` x
+       L, or x the concurrency the site actually served if lower (even
+       during a cooldown: the signal is fresh and unambiguous);
+    3. during a cooldown: hold (timeouts arrive late and the latency EWMA
+       lags, both would still reflect the load before the last cut);
+    4. timeout share > ``overload_share``: decrease by ``overload_factor``;
+    5. latency EWMA > ``inflated_ratio`` x baseline: decrease by ``latency_factor``;
+    6. system overloaded, error share > ``error_share``, no baseline yet,
+       latency above ``near_ratio`` x baseline, mean in-flight below
+       ``utilization`` x L, or L at ``bounds.max``: hold;
+    7. otherwise increase by ``step`` (by ``slow_start_fraction`` of L while
+       no decrease has happened yet), but for ``ceiling_memory`` intervals
+       after an overload/timeout decrease from X, not beyond X - 1.
+
+    Decreases round up (``ceil``) but always lose at least 1; every result is
+    clamped to bounds.
+    """
+
+    def __init__(self, config: AimdConfig | None = None) -> None:
+        self.config = config or AimdConfig()
+        #: Intervals left in the cooldown after the last decrease.
+        self.cooldown_left = 0
+        #: True once a decrease happened: slow start is over.
+        self.congested = False
+        #: The limit that last overloaded the domain (429/503/timeouts), while remembered.
+        self.ceiling: int | None = None
+        self._ceiling_age = 0
+
+    def decide(self, sample: DomainSample, system: SystemVerdict, bounds: Bounds) -> Decision:
+        """Judge one interval of one domain."""
+        c = self.config
+        current = sample.limit
+        limit = bounds.clamp(current)
+        in_cooldown = self.cooldown_left > 0
+        if in_cooldown:
+            self.cooldown_left -= 1
+        if self.ceiling is not None:
+            self._ceiling_age += 1
+            if self._ceiling_age > c.ceiling_memory:
+                self.ceiling = None
+
+        new, why, cut, overloaded = limit, "", False, False
+        ratio = sample.latency_ratio
+        if sample.count < c.min_samples:
+            why = f"too few samples ({sample.count} < {c.min_samples})"
+        elif sample.overload_share > c.overload_share:
+            # Halve what the site actually served, if that is less than the limit: one
+            # step down from a limit far above capacity, instead of one per interval.
+            served = sample.served_concurrency
+            base = limit if served is None else max(1, min(limit, math.ceil(served)))
+            new, cut, overloaded = self._cut(limit, c.overload_factor, bounds, base), True, True
+            why = f"overload: {sample.overload}/{sample.count} 429/503 ({sample.overload_share:.1%})"
+            if base < limit:
+                why += f", the site served ~{served:.1f} at once"
+        elif in_cooldown:
+            why = f"cooldown after a decrease ({self.cooldown_left + 1} intervals left)"
+        elif sample.timeout_share > c.overload_share:
+            new, cut, overloaded = self._cut(limit, c.overload_factor, bounds), True, True
+            why = f"timeouts: {sample.timeouts}/{sample.count} ({sample.timeout_share:.1%})"
+        elif ratio is not None and ratio > c.inflated_ratio:
+            new, cut = self._cut(limit, c.latency_factor, bounds), True
+            why = f"latency inflated: {_ms(sample.latency_ewma)} = {ratio:.2f}x baseline {_ms(sample.baseline)}"
+        elif system.overloaded:
+            why = f"system overloaded: {system.reason}"
+        elif sample.error_share > c.error_share:
+            why = f"errors: {sample.errors}/{sample.count} ({sample.error_share:.1%})"
+        elif ratio is None:
+            why = "no latency baseline yet"
+        elif ratio > c.near_ratio:
+            why = f"latency {ratio:.2f}x baseline: at the knee"
+        elif sample.utilization is None or sample.utilization < c.utilization:
+            used = "unknown" if sample.in_flight_mean is None else f"{sample.in_flight_mean:.1f}"
+            why = f"limit not used: mean in flight {used} of {limit}"
+        elif limit >= bounds.max:
+            why = f"at max ({bounds.max})"
+        elif self.ceiling is not None and limit >= self.ceiling - 1:
+            left = c.ceiling_memory - self._ceiling_age + 1
+            why = f"just below {self.ceiling}, which overloaded the site (probed again in {left} intervals)"
+        else:
+            step = c.step if self.congested else max(c.step, math.floor(limit * c.slow_start_fraction))
+            new = bounds.clamp(limit + step)
+            if self.ceiling is not None:
+                new = min(new, self.ceiling - 1)
+            why = f"latency {ratio:.2f}x baseline, {sample.in_flight_mean:.1f} in flight"
+
+        if cut:
+            self.congested = True
+            self.cooldown_left = c.cooldown
+            if new == limit:
+                why += f" (at min {bounds.min})"
+        if overloaded and c.ceiling_memory > 0:
+            self.ceiling, self._ceiling_age = limit, 0
+        if new != current and new == limit:
+            why += f"; limit {current} clamped to bounds [{bounds.min}, {bounds.max}]"
+        action: Action = "increase" if new > current else "decrease" if new < current else "hold"
+        return Decision(new, action, f"{action} {current} -> {new}: {why}" if new != current else f"hold {new}: {why}")
+
+    def ready(self, sensor: DomainSensor) -> bool:
+        """True when the interval in progress has ``min_samples`` outcomes.
+
+        The glue should only close an interval (snapshot + decide) when ready,
+        so that a slow domain at a low limit accumulates a longer interval
+        instead of being held forever by the minimum-sample rule.
+        """
+        return sensor.count >= self.config.min_samples
+
+    def urgent(self, sensor: DomainSensor) -> bool:
+        """True when the interval in progress already calls for an overload decrease.
+
+        The glue may check this as responses arrive and snapshot and decide at
+        once, rather than let a flood of 429/503s run to the end of the interval.
+        """
+        count = sensor.count
+        return count >= max(1, self.config.min_samples) and sensor.overload_count / count > self.config.overload_share
+
+    @staticmethod
+    def _cut(limit: int, factor: float, bounds: Bounds, base: int | None = None) -> int:
+        """``ceil(base * factor)`` (base: the limit), at least 1 below the limit, within bounds."""
+        return bounds.clamp(min(limit - 1, math.ceil((limit if base is None else base) * factor)))
+
+
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
