@@ -177,7 +177,8 @@ DEVICE_TYPES: tuple[DeviceType, ...] = (
                ("Temperature & Humidity Sensor", "Room Sensor", "Outdoor Weather Sensor")),
     DeviceType("Water Leak Detector", 0x0043, "Sensors", ("Water Leak Sensor", "Flood Detector")),
     DeviceType("Thermostat", 0x0301, "Climate", ("Smart Thermostat", "Thermostat Pro", "Radiator Thermostat")),
-    DeviceType("Window Covering", 0x0202, "Climate", ("Roller Blind Motor", "Smart Curtain Driver", "Shade Controller")),
+    DeviceType("Window Covering", 0x0202, "Climate",
+               ("Roller Blind Motor", "Smart Curtain Driver", "Shade Controller")),
     DeviceType("Fan", 0x002B, "Climate", ("Ceiling Fan", "Tower Fan")),
     DeviceType("Air Purifier", 0x002D, "Climate", ("Air Purifier 300", "HEPA Air Purifier")),
     DeviceType("Room Air Conditioner", 0x0072, "Climate", ("Window Air Conditioner", "Mini-Split AC")),
@@ -219,11 +220,20 @@ _VARIANTS = ("Pro", "Mini", "Plus", "2nd Gen", "Color", "White", "Max", "Lite", 
 _EURO_VARIANTS = ("– Édition Zürich", "– Crème", "– Noir Élégance", "– Weiß", "– Café")
 _SKU_REGIONS = ("EU", "US", "UK", "AU", "JP", "WH", "BK", "GR")
 
-_ADJECTIVES = ("compact", "energy-efficient", "versatile", "reliable", "easy-to-install", "stylish", "low-power")
+#: How descriptions name a device type when its lowercase name reads badly.
+_KIND_NAMES = {
+    "Smoke CO Alarm": "smoke and CO alarm",
+    "EVSE": "EV charger",
+    "Solar Power": "solar inverter",
+    "On/Off Light": "light",
+    "Electrical Sensor": "energy meter",
+}
+_ADJECTIVES = ("a compact", "an energy-efficient", "a versatile", "a reliable", "an easy-to-install", "a stylish",
+               "a low-power")
 _INTRO = (
-    "The {title} is a {adj} {kind} certified for Matter.",
-    "Meet the {title}, a {adj} {kind} from {brand}.",
-    "{brand} designed the {title} as a {adj} {kind} for every room.",
+    "The {title} is {adj} {kind} certified for Matter.",
+    "Meet the {title}: {adj} {kind} from {brand}.",
+    "Designed by {maker}, the {title} is {adj} {kind} for every room.",
 )
 _GENERAL = (
     "It connects over {transport} and works with every Matter controller.",
@@ -234,7 +244,7 @@ _GENERAL = (
     "Multi-admin support lets several ecosystems control it at the same time.",
 )
 _BY_CATEGORY = {
-    "Lighting": ("Choose from 16 million colours or tunable white from 2,200 K to 6,500 K.",
+    "Lighting": ("Dim it from your phone, by voice or with a wall switch.",
                  "Schedules and smooth fades make mornings easier.",
                  "Rated for 25,000 hours of use."),
     "Sensors": ("The battery lasts up to two years.", "Reports changes in under a second.",
@@ -257,7 +267,6 @@ _EURO_SENTENCES = (
     "Crème finish, café-grade materials – très élégant.",
     "Engineered by Société Générale Électronique’s team in Besançon.",
 )
-# fmt: on
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -331,7 +340,7 @@ class Product:
             "expected": "rejected" if self.reject_field else "saved",
             "reject_field": self.reject_field,
             "quirks": list(self.quirks),
-            "fields": dict(self.fields),
+            "fields": {k: list(v) if isinstance(v, list) else v for k, v in self.fields.items()},
         }
 
 
@@ -349,10 +358,15 @@ def _weighted(rng: random.Random, options: tuple[tuple[Any, int], ...]) -> Any:
 
 _VENDOR_WEIGHTS = [v.weight for v in VENDORS]
 _EURO_VENDORS = tuple(v for v in VENDORS if v.european)
+_ENTITY_VENDORS = tuple(v for v in VENDORS if "&" in v.name or "'" in v.name)
 
 
 class Catalogue:
-    """``products`` products generated from ``seed``; newest (index 0) first."""
+    """``products`` products generated from ``seed``; newest (index 0) first.
+
+    ``product(i)`` builds product ``i`` on demand (LRU-cached), ``pages`` is
+    the number of list pages, ``truth()`` yields the ground-truth lines.
+    """
 
     def __init__(self, products: int, seed: int) -> None:
         if products < 0:
@@ -417,7 +431,12 @@ class Catalogue:
         quirks = tuple(q for q in QUIRKS if q in quirk_set)
         euro = "charset_cp1252" in quirk_set
 
-        vendor = rng.choice(_EURO_VENDORS) if euro else rng.choices(VENDORS, weights=_VENDOR_WEIGHTS)[0]
+        if euro:
+            vendor = rng.choice(_EURO_VENDORS)
+        elif "whitespace_entities" in quirk_set and rng.random() < 0.5:
+            vendor = rng.choice(_ENTITY_VENDORS)
+        else:
+            vendor = rng.choices(VENDORS, weights=_VENDOR_WEIGHTS)[0]
         category = rng.choice(vendor.categories)
         dtype = rng.choice(_TYPES_BY_CATEGORY[category])
         noun = rng.choice(dtype.nouns)
@@ -436,7 +455,8 @@ class Catalogue:
         categories = [category]
         if rng.random() < 0.25:
             categories.append(rng.choice(_RELATED[category]))
-        spec = next((v for start, v in SPEC_VERSIONS if day >= start), "1.0")
+        specs = [v for start, v in SPEC_VERSIONS if day >= start] + ["1.0"]
+        spec = specs[0] if rng.random() < 0.6 else rng.choice(specs)
         fw = f"{rng.randint(1, 4)}.{rng.randint(0, 9)}.{rng.randint(0, 20)}"
         if rng.random() < 0.2:
             fw += rng.choice(("-rc1", "-rc2", "-beta1", "-beta3", "-hotfix"))
@@ -464,9 +484,15 @@ class Catalogue:
             "program_type": "Matter (Zigbee Bridged)" if rng.random() < 0.05 else "Matter",
             "description": None,
         }
-        kind = dtype.name.lower() if dtype.name.isascii() else noun.lower()
-        params = {"title": title, "brand": vendor.brand, "kind": kind, "adj": rng.choice(_ADJECTIVES),
-                  "transport": " and ".join(transports)}
+        kind = _KIND_NAMES.get(dtype.name, dtype.name.lower())
+        params = {
+            "title": title,
+            "brand": vendor.brand,
+            "maker": vendor.name,
+            "kind": kind,
+            "adj": rng.choice(_ADJECTIVES),
+            "transport": " and ".join(transports),
+        }
         if "markup_description" in quirk_set:
             description_html = _markup_description(rng, params, category, euro)
         else:
@@ -481,10 +507,10 @@ class Catalogue:
             absent.discard("description")
         if reject:
             absent.add(reject)
+        if "description" not in absent:
+            fields["description"] = html_to_text(description_html)
         for name in absent:
             fields[name] = None
-        if fields["description"] is None and "description" not in absent:
-            fields["description"] = html_to_text(description_html)
         date_text = "TBD" if reject == "certification_date" else format_date(day)
         return Product(
             index=index,
@@ -499,17 +525,20 @@ class Catalogue:
 
 
 def _sentences(rng: random.Random, params: dict[str, str], category: str, count: int) -> list[str]:
-    pool = list(_GENERAL) + list(_BY_CATEGORY[category])
+    pool = _GENERAL + _BY_CATEGORY[category]
     return [s.format(**params) for s in rng.sample(pool, count)]
 
 
 def _plain_description(rng: random.Random, params: dict[str, str], category: str, euro: bool) -> str:
-    first = [rng.choice(_INTRO).format(**params)] + _sentences(rng, params, category, rng.randint(0, 2))
+    sentences = [rng.choice(_INTRO).format(**params)]
     if euro:
-        first.append(rng.choice(_EURO_SENTENCES))
-    paragraphs = [" ".join(first)]
-    for _ in range(rng.randint(0, 2)):
-        paragraphs.append(" ".join(_sentences(rng, params, category, rng.randint(1, 3))))
+        sentences.append(rng.choice(_EURO_SENTENCES))
+    sentences += _sentences(rng, params, category, rng.randint(0, 6))
+    paragraphs = []
+    while sentences:
+        size = rng.randint(1, 3)
+        paragraphs.append(" ".join(sentences[:size]))
+        del sentences[:size]
     return "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
 
 
@@ -520,7 +549,7 @@ def _markup_description(rng: random.Random, params: dict[str, str], category: st
     euro_text = " " + esc(rng.choice(_EURO_SENTENCES)) if euro else ""
     return "\n".join(
         (
-            f"<p>The <b>{title}</b> is a <em>{esc(params['adj'])}</em> {esc(params['kind'])}"
+            f"<p>The <b>{title}</b> is <em>{esc(params['adj'])}</em> {esc(params['kind'])}"
             f" &amp; talks <b>{transport}</b>.{euro_text}</p>",
             "<ul>",
             *(f"  <li>{esc(b)}</li>" for b in bullets),
