@@ -13,7 +13,7 @@ from typing import Any
 #: SQLAlchemy URL of the database products are saved to.
 DATABASE_URL = "sqlite:///data/catalog.db"
 #: Rows written per transaction.
-STORE_BATCH_SIZE = 500
+STORE_BATCH_SIZE = 1000
 #: A partial batch is written at least this often (seconds).
 STORE_FLUSH_INTERVAL = 2.0
 #: Batches queued for the writer thread before item processing waits.

@@ -14,9 +14,10 @@ class ProductItem:
 
     The detail stage fills ``url``, ``site``, ``raw`` (the text extracted for
     each profile field, before coercion) and the list page/position the
-    product was found at.  The validation pipeline then sets ``key``,
-    ``fields`` (typed, JSON-ready values) and ``content_hash``, or
-    ``reject_reason`` when the page is not a valid product.
+    product was found at.  The validation pipeline then sets ``key`` and
+    ``fields`` (typed, JSON-ready values), or ``reject_reason`` when the page
+    is not a valid product; the store sets ``content_hash``, the SHA-256 of
+    the stored JSON.
     """
 
     url: str
@@ -31,11 +32,19 @@ class ProductItem:
     reject_reason: str | None = None
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_json(data: dict[str, Any]) -> str:
     """The JSON text products are stored and hashed as (sorted keys, compact)."""
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
+
+
+def hash_text(text: str) -> str:
+    """SHA-256 (hex) of ``text`` encoded as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def content_hash(data: dict[str, Any]) -> str:
     """SHA-256 (hex) of :func:`canonical_json` of ``data``."""
-    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+    return hash_text(canonical_json(data))

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     event,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import StaticPool
 
+from crawler.errors import ConfigError
 from crawler.items import canonical_json
 
 __all__ = [
@@ -66,8 +68,12 @@ SITE_LENGTH = 200
 MAX_ERRORS_KEPT = 20
 
 
-class DatabaseError(Exception):
-    """The database is misconfigured or cannot be reached (one-line message)."""
+class DatabaseError(ConfigError):
+    """The database is misconfigured or cannot be reached (one-line message).
+
+    A :class:`crawler.errors.ConfigError`: ``scrapy crawl`` prints it as
+    ``error: <message>`` and exits with status 2.
+    """
 
 
 class StoreWriteError(Exception):
@@ -128,12 +134,17 @@ rejected_items = Table(
 
 @dataclass(frozen=True, slots=True)
 class ProductRow:
-    """A valid product to save (``data`` is the JSON-ready ``item.fields``)."""
+    """A valid product to save.
+
+    ``data`` is ``item.fields`` already serialised with
+    :func:`crawler.items.canonical_json` (the text ``content_hash`` hashes),
+    so it is serialised once per item, not once for the hash and once here.
+    """
 
     site: str
     key: str
     url: str
-    data: dict[str, Any]
+    data: str
     content_hash: str
     list_page: int | None
     list_position: int | None
@@ -199,11 +210,9 @@ class BatchResult:
 
 def utc_iso(moment: datetime) -> str:
     """``moment`` as stored: ISO-8601 UTC, milliseconds, ``Z`` (naive = UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    elif moment.utcoffset():
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def one_line(error: BaseException, with_type: bool = False) -> str:
@@ -238,7 +247,7 @@ def _reject_json(data: Any) -> str:
     """Raw values as JSON text; never fails (non-JSON values become strings)."""
     try:
         return canonical_json(data)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
@@ -330,6 +339,8 @@ class ProductStore:
             self.engine.dispose()
             raise DatabaseError(f"invalid DATABASE_URL {shown!r}: unsupported database dialect {self.dialect!r}")
         self._build_statements(insert)
+        #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
+        self._writer = self.engine.execution_options(store_write=True)
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -348,7 +359,7 @@ class ProductStore:
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as e:
-            reason = e.strerror or str(e)
+            reason = "Not a directory" if isinstance(e, FileExistsError) else (e.strerror or str(e))
             raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
 
     def _setup_sqlite(self, busy_timeout: float) -> None:
@@ -366,9 +377,13 @@ class ProductStore:
                 cursor.close()
 
         def on_begin(conn: Connection) -> None:
-            # take the write lock at once: waits up to busy_timeout for another
-            # writer, instead of failing when a read transaction upgrades
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a write transaction takes the write lock at once: it waits up to
+            # busy_timeout for another writer, instead of failing when a read
+            # transaction upgrades; reads do not take it at all
+            if conn.get_execution_options().get("store_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         event.listen(self.engine, "connect", on_connect)
         event.listen(self.engine, "begin", on_begin)
@@ -376,7 +391,7 @@ class ProductStore:
     def _build_statements(self, insert: Any) -> None:
         p = products.c
         ins = insert(products)
-        self._product_upsert = ins.on_conflict_do_update(
+        product_upsert = ins.on_conflict_do_update(
             index_elements=[p.site, p.key],
             set_={
                 "url": ins.excluded.url,
@@ -385,6 +400,7 @@ class ProductStore:
                 "list_page": ins.excluded.list_page,
                 "list_position": ins.excluded.list_position,
                 "last_seen": ins.excluded.last_seen,
+                # first_seen never changes; updated_at only when the content does
                 "updated_at": case(
                     (p.content_hash == ins.excluded.content_hash, p.updated_at),
                     else_=ins.excluded.updated_at,
@@ -393,7 +409,7 @@ class ProductStore:
         )
         r = rejected_items.c
         rins = insert(rejected_items)
-        self._reject_upsert = rins.on_conflict_do_update(
+        reject_upsert = rins.on_conflict_do_update(
             index_elements=[r.site, r.url],
             set_={
                 "key": rins.excluded.key,
@@ -403,6 +419,66 @@ class ProductStore:
                 "times": r.times + rins.excluded.times,
             },
         )
+        self.product_upsert = product_upsert
+        self.reject_upsert = reject_upsert
+        self._upsert_products = self._executemany(product_upsert, PRODUCT_COLUMNS)
+        self._upsert_rejects = self._executemany(reject_upsert, REJECT_COLUMNS)
+        self._lookups: dict[str, tuple[Any, str]] = {
+            "hashes": (
+                select(p.key, p.content_hash).where(
+                    p.site == bindparam("site"), p.key.in_(bindparam("keys", expanding=True))
+                ),
+                "keys",
+            ),
+            "reject_ids": (
+                select(r.id).where(r.site == bindparam("site"), r.url.in_(bindparam("urls", expanding=True))),
+                "urls",
+            ),
+        }
+        self._lookup_sql: dict[tuple[str, int], str] | None = None
+        if self.dialect == "sqlite":
+            q = self.engine.dialect.identifier_preparer.quote
+            self._lookup_sql = {}
+            self._lookup_templates = {
+                "hashes": f"SELECT {q('key')}, {q('content_hash')} FROM {q('products')}"
+                f" WHERE {q('site')} = ? AND {q('key')} IN ({{}})",
+                "reject_ids": f"SELECT {q('id')} FROM {q('rejected_items')}"
+                f" WHERE {q('site')} = ? AND {q('url')} IN ({{}})",
+            }
+        self._delete_rejects = rejected_items.delete().where(r.id.in_(bindparam("ids", expanding=True)))
+
+    def _executemany(self, statement: Any, columns: tuple[str, ...]) -> Callable[[Connection, list[Any]], None]:
+        """A function running ``statement`` once per tuple of ``columns`` values (one executemany).
+
+        On SQLite the statement is compiled once and the tuples go straight
+        to the driver's ``executemany`` (``Connection.exec_driver_sql``): no
+        per-row parameter processing (the columns are Text/String/Integer,
+        which have none on SQLite).  Elsewhere it is a Core executemany
+        (``Connection.execute`` with a list of dicts), which PostgreSQL
+        drivers batch ("insertmanyvalues").
+        """
+        if self.dialect == "sqlite":
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(columns))
+            order = compiled.positiontup
+            if compiled.positional and order is not None and sorted(order) == sorted(columns):
+                sql = compiled.string
+                if tuple(order) == columns:
+
+                    def run_direct(conn: Connection, rows: list[Any]) -> None:
+                        conn.exec_driver_sql(sql, rows)
+
+                    return run_direct
+                index = [columns.index(name) for name in order]
+
+                def run_reordered(conn: Connection, rows: list[Any]) -> None:
+                    conn.exec_driver_sql(sql, [tuple(row[i] for i in index) for row in rows])
+
+                return run_reordered
+
+        def run_core(conn: Connection, rows: list[Any]) -> None:
+            conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+        return run_core
 
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet."""
@@ -421,17 +497,19 @@ class ProductStore:
         """Save ``products`` and ``rejects`` in one transaction; return the counts.
 
         Duplicate products (same site and key) or rejects (same site and url)
-        in the batch: the last one wins, counted once.  A transient error
-        retries the whole batch ``retries`` times; if it persists, or on any
-        other database error, the batch is split in halves until each bad
-        row is alone: a bad product row is then stored as a reject
-        (``store error: ...``).  Raises :class:`StoreWriteError` only when an
-        error is not row-specific (e.g. the database stays locked or is gone).
+        in the batch: the last one wins, counted once (a reject's ``times``
+        grows by its number of duplicates).  A reject of a page that the same
+        batch also saves as a product, later, is not stored (counted as
+        rejected).  A transient error retries the whole batch ``retries``
+        times; if it persists, or on any other database error, the batch is
+        split in halves until each bad row is alone: a bad product row is
+        then stored as a reject (``store error: ...``).  Raises
+        :class:`StoreWriteError` only when an error is not row-specific
+        (e.g. the database stays locked or is gone).
         """
         started = time.perf_counter()
         result = BatchResult()
-        prows, rrows = self._prepare(products, rejects, result)
-        ops: list[_Op] = [*prows, *rrows]
+        ops = self._prepare(products, rejects, result)
         accounted = result.stored + result.failed
         try:
             if ops:
@@ -443,56 +521,41 @@ class ProductStore:
             result.seconds = time.perf_counter() - started
         return result
 
-    def _prepare(
-        self, products: Sequence[ProductRow], rejects: Sequence[RejectRow], result: BatchResult
-    ) -> tuple[list[_Op], list[_Op]]:
-        """Deduplicate and serialise; rows that cannot be serialised become rejects."""
+    def _prepare(self, products: Sequence[ProductRow], rejects: Sequence[RejectRow], result: BatchResult) -> list[_Op]:
+        """Deduplicate (the last row of a key or URL wins) and build the value tuples."""
         by_key: dict[tuple[str, str], ProductRow] = {}
         for row in products:
             by_key[(row.site, row.key)] = row
-        prows: list[_Op] = []
-        bad: list[RejectRow] = []
-        saved_at: dict[tuple[str, str], str] = {}
+        ops: list[_Op] = []
+        stamps: dict[datetime, str] = {}  # rows of a batch share a few crawl times
         for row in by_key.values():
-            seen = utc_iso(row.seen_at)
-            try:
-                data = canonical_json(row.data)
-            except (TypeError, ValueError) as e:
-                bad.append(_store_error_reject(row, e))
-                continue
-            params = {
-                "site": row.site,
-                "key": row.key,
-                "url": row.url,
-                "data": data,
-                "content_hash": row.content_hash,
-                "list_page": row.list_page,
-                "list_position": row.list_position,
-                "first_seen": seen,
-                "last_seen": seen,
-                "updated_at": seen,
-            }
-            prows.append(_Op(params, row))
-            place = (row.site, row.url)
-            if saved_at.get(place, "") < seen:
-                saved_at[place] = seen
-        by_url: dict[tuple[str, str], tuple[RejectRow, int, bool]] = {}
+            seen = stamps.get(row.seen_at)
+            if seen is None:
+                seen = stamps[row.seen_at] = utc_iso(row.seen_at)
+            values = (
+                row.site, row.key, row.url, row.data, row.content_hash,
+                row.list_page, row.list_position, seen, seen, seen,
+            )  # fmt: skip
+            ops.append((values, row, False))
+        if not rejects:
+            return ops
+        saved_at: dict[tuple[str, str], str] = {}
+        for values, _row, _isolated in ops:
+            place = (values[_SITE], values[_URL])
+            if saved_at.get(place, "") < values[_SEEN]:
+                saved_at[place] = values[_SEEN]
+        by_url: dict[tuple[str, str], tuple[RejectRow, int]] = {}
         for rrow in rejects:
             place = (rrow.site, rrow.url)
             previous = by_url.get(place)
-            by_url[place] = (rrow, previous[1] + 1 if previous else 1, False)
-        for rrow in bad:
-            place = (rrow.site, rrow.url)
-            previous = by_url.get(place)
-            by_url[place] = (rrow, previous[1] + 1 if previous else 1, True)
-        rrows: list[_Op] = []
-        for (site, url), (rrow, times, isolated) in by_url.items():
+            by_url[place] = (rrow, previous[1] + 1 if previous else 1)
+        for place, (rrow, times) in by_url.items():
             seen = utc_iso(rrow.seen_at)
-            if not isolated and saved_at.get((site, url), "") > seen:
-                result.rejected += 1  # superseded: the page saved as a product later in this batch
+            if saved_at.get(place, "") > seen:
+                result.rejected += 1  # superseded: the page is saved as a product later in this batch
                 continue
-            rrows.append(_Op(_reject_params(rrow, seen, times), None, isolated=isolated))
-        return prows, rrows
+            ops.append((_reject_values(rrow, seen, times), None, False))
+        return ops
 
     def _write_with_retries(self, ops: list[_Op], result: BatchResult) -> None:
         attempt = 0
@@ -506,12 +569,16 @@ class ProductStore:
                     result.retries += 1
                     self._sleep(self.retry_delay)
                     continue
-                first_error = e
+                error = e
                 break
-        self._split(ops, result, first_error)
+        self._split(ops, result, error)
 
     def _split(self, ops: list[_Op], result: BatchResult, error: exc.SQLAlchemyError) -> None:
-        """Write ``ops`` (which failed as a whole with ``error``) in halves, isolating bad rows."""
+        """Write ``ops`` (which failed as a whole with ``error``) in halves, isolating bad rows.
+
+        A transient error here is taken as not row-specific (it outlived the
+        retries): :class:`StoreWriteError`.
+        """
         if len(ops) == 1:
             self._isolate(ops[0], result, error)
             return
@@ -528,22 +595,22 @@ class ProductStore:
         """``op`` alone failed with ``error``: store a product as a reject; count a reject as failed."""
         if _is_transient(error):
             raise self._systemic(error, result) from error
+        values, product, _isolated = op
         message = one_line(error, with_type=True)
-        if op.product is None:
+        if product is None:
             result.failed += 1
-            result._note([f"reject of {op.params['url']} not stored: {message}"])
+            result._note([f"reject of {values[1]} not stored: {message}"])
             return
-        reject = _store_error_reject(op.product, error)
-        seen = utc_iso(reject.seen_at)
+        reject = _store_error_reject(product, error)
         try:
-            result.add(self._write_once([_Op(_reject_params(reject, seen, 1), None, isolated=True)]))
+            result.add(self._write_once([(_reject_values(reject, utc_iso(reject.seen_at), 1), None, True)]))
         except exc.SQLAlchemyError as e:
             if _is_transient(e):
                 raise self._systemic(e, result) from e
             result.failed += 1
-            result._note([f"product {op.product.key!r} ({op.product.url}) not stored: {message}"])
+            result._note([f"product {product.key!r} ({product.url}) not stored: {message}"])
             return
-        result._note([f"product {op.product.key!r} ({op.product.url}) stored as reject: {message}"])
+        result._note([f"product {product.key!r} ({product.url}) stored as reject: {message}"])
 
     def _systemic(self, error: exc.SQLAlchemyError, result: BatchResult) -> StoreWriteError:
         # `unwritten` is filled in by write_batch()
@@ -552,57 +619,62 @@ class ProductStore:
     def _write_once(self, ops: list[_Op]) -> BatchResult:
         """One transaction: count, upsert products, clear their old rejects, upsert rejects."""
         result = BatchResult()
-        product_params = [op.params for op in ops if op.product is not None]
-        reject_ops = [op for op in ops if op.product is None]
-        with self.engine.begin() as conn:
-            if product_params:
-                existing = self._existing_hashes(conn, product_params)
-                for params in product_params:
-                    old = existing.get((params["site"], params["key"]))
+        product_values = [op[0] for op in ops if op[1] is not None]
+        reject_ops = [op for op in ops if op[1] is None]
+        with self._writer.begin() as conn:
+            if product_values:
+                existing = self._existing_hashes(conn, product_values)
+                inserted = unchanged = 0
+                for values in product_values:
+                    old = existing.get(values[_SITE], _EMPTY).get(values[_KEY])
                     if old is None:
-                        result.inserted += 1
-                    elif old == params["content_hash"]:
-                        result.unchanged += 1
-                    else:
-                        result.updated += 1
-                conn.execute(self._product_upsert, product_params)
-                self._clear_rejects(conn, product_params)
+                        inserted += 1
+                    elif old == values[_HASH]:
+                        unchanged += 1
+                result.inserted = inserted
+                result.unchanged = unchanged
+                result.updated = len(product_values) - inserted - unchanged
+                self._upsert_products(conn, product_values)
+                self._clear_rejects(conn, product_values)
             if reject_ops:
-                conn.execute(self._reject_upsert, [op.params for op in reject_ops])
-                for op in reject_ops:
-                    if op.isolated:
-                        result.isolated += 1
-                    else:
-                        result.rejected += 1
+                self._upsert_rejects(conn, [op[0] for op in reject_ops])
+                isolated = sum(1 for op in reject_ops if op[2])
+                result.isolated = isolated
+                result.rejected = len(reject_ops) - isolated
         return result
 
-    @staticmethod
-    def _existing_hashes(conn: Connection, params: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-        by_site: dict[str, list[str]] = {}
-        for p in params:
-            by_site.setdefault(p["site"], []).append(p["key"])
-        found: dict[tuple[str, str], str] = {}
-        c = products.c
-        for site, keys in by_site.items():
+    def _existing_hashes(self, conn: Connection, rows: list[tuple[Any, ...]]) -> dict[str, dict[str, str]]:
+        """``{site: {key: content_hash}}`` of the stored products among ``rows``."""
+        found: dict[str, dict[str, str]] = {}
+        for site, keys in _by_site(rows, _KEY).items():
+            hashes = found.setdefault(site, {})
             for chunk in _chunks(keys):
-                query = select(c.key, c.content_hash).where(c.site == site, c.key.in_(chunk))
-                for key, content_hash in conn.execute(query):
-                    found[(site, key)] = content_hash
+                hashes.update(self._lookup("hashes", conn, site, chunk))
         return found
 
-    @staticmethod
-    def _clear_rejects(conn: Connection, params: list[dict[str, Any]]) -> None:
-        """Delete rejects of pages now saved as products (looked up first: usually none)."""
-        by_site: dict[str, list[str]] = {}
-        for p in params:
-            by_site.setdefault(p["site"], []).append(p["url"])
-        c = rejected_items.c
-        for site, urls in by_site.items():
+    def _clear_rejects(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Delete the rejects of pages now saved as products (looked up first: usually none)."""
+        for site, urls in _by_site(rows, _URL).items():
             for chunk in _chunks(list(dict.fromkeys(urls))):
-                query = select(c.id).where(c.site == site, c.url.in_(chunk))
-                ids = [row[0] for row in conn.execute(query)]
+                ids = [row[0] for row in self._lookup("reject_ids", conn, site, chunk)]
                 if ids:
-                    conn.execute(rejected_items.delete().where(c.id.in_(ids)))
+                    conn.execute(self._delete_rejects, {"ids": ids})
+
+    def _lookup(self, name: str, conn: Connection, site: str, values: list[str]) -> list[tuple[Any, ...]]:
+        """Rows of the lookup ``name`` ("hashes": key, content_hash; "reject_ids": id) for ``values`` of ``site``.
+
+        SQLite: plain SQL cached per number of values, run with
+        ``exec_driver_sql`` (SQLAlchemy would re-render the expanding IN list
+        on every call); elsewhere the Core statement with an expanding IN.
+        """
+        if self._lookup_sql is None:
+            statement, values_name = self._lookups[name]
+            return list(conn.execute(statement, {"site": site, values_name: values}).tuples())
+        key = (name, len(values))
+        sql = self._lookup_sql.get(key)
+        if sql is None:
+            sql = self._lookup_sql[key] = self._lookup_templates[name].format(", ".join("?" * len(values)))
+        return conn.exec_driver_sql(sql, (site, *values)).fetchall()
 
     # -- reading (tests, tools)
 
@@ -611,25 +683,28 @@ class ProductStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
-    def fetch_products(self, site: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored rows of ``keys`` of ``site``, as dicts keyed by key."""
-        c = products.c
-        found: dict[str, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for chunk in _chunks(list(keys)):
-                query = select(products).where(c.site == site, c.key.in_(chunk))
-                for row in conn.execute(query).mappings():
-                    found[row["key"]] = dict(row)
-        return found
+
+_Op = tuple[tuple[Any, ...], "ProductRow | None", bool]
+"""One prepared row: (column values, the product row or None for a reject, isolated)."""
+
+#: Column order of the value tuples of prepared rows.
+PRODUCT_COLUMNS = (
+    "site", "key", "url", "data", "content_hash", "list_page", "list_position", "first_seen", "last_seen", "updated_at",
+)  # fmt: skip
+REJECT_COLUMNS = ("site", "url", "key", "reason", "data", "first_seen", "last_seen", "times")
+_SITE, _KEY, _URL, _HASH, _SEEN = 0, 1, 2, 4, 8
+_EMPTY: dict[str, str] = {}
 
 
-@dataclass(slots=True)
-class _Op:
-    """One prepared row: products have ``product`` set, rejects ``None``."""
-
-    params: dict[str, Any]
-    product: ProductRow | None
-    isolated: bool = False
+def _by_site(rows: list[tuple[Any, ...]], index: int) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for values in rows:
+        site = values[_SITE]
+        if site in grouped:
+            grouped[site].append(values[index])
+        else:
+            grouped[site] = [values[index]]
+    return grouped
 
 
 def _store_error_reject(row: ProductRow, error: BaseException) -> RejectRow:
@@ -639,19 +714,10 @@ def _store_error_reject(row: ProductRow, error: BaseException) -> RejectRow:
         url=row.url,
         key=key,
         reason=f"store error: {one_line(error, with_type=True)}",
-        data=row.data,
+        data={"fields_json": row.data},
         seen_at=row.seen_at,
     )
 
 
-def _reject_params(row: RejectRow, seen: str, times: int) -> dict[str, Any]:
-    return {
-        "site": row.site,
-        "url": row.url,
-        "key": row.key,
-        "reason": row.reason,
-        "data": _reject_json(row.data),
-        "first_seen": seen,
-        "last_seen": seen,
-        "times": times,
-    }
+def _reject_values(row: RejectRow, seen: str, times: int) -> tuple[Any, ...]:
+    return (row.site, row.url, row.key, row.reason, _reject_json(row.data), seen, seen, times)

@@ -8,7 +8,6 @@ from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 
 from crawler.coercion import CoercionError, coerce
-from crawler.items import content_hash
 from crawler.siteprofile import SiteProfile
 
 
@@ -39,7 +38,7 @@ def validate(profile: SiteProfile, raw: dict[str, Any]) -> tuple[str, dict[str, 
 
 
 class ValidationPipeline:
-    """Fill ``key``, ``fields`` and ``content_hash`` of each product item.
+    """Fill ``key`` and ``fields`` of each product item.
 
     An invalid page gets ``reject_reason`` instead; the store pipeline saves
     it to ``rejected_items`` (nothing is dropped silently).  Items of spiders
@@ -66,6 +65,5 @@ class ValidationPipeline:
             return item
         adapter["key"] = key
         adapter["fields"] = fields
-        adapter["content_hash"] = content_hash(fields)
         self.crawler.stats.inc_value("validation/valid")
         return item
