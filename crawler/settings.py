@@ -20,6 +20,12 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0
 
+# Scrapy 2.19 starts CONCURRENT_ITEMS asyncio workers for the output of every
+# callback.  A catalogue callback yields one item (detail) or a page of
+# requests (list), so the stock 100 workers per response only cost CPU:
+# 16 keep the output parallel and make the whole crawl measurably faster.
+CONCURRENT_ITEMS = 16
+
 ITEM_PIPELINES = {
     "pipelines.validate.ValidationPipeline": 300,
     "pipelines.store.StorePipeline": 800,
