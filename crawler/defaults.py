@@ -39,3 +39,27 @@ def get(settings: Any, name: str) -> Any:
     """Return setting ``name`` from ``settings``, or this module's default."""
     value = settings.get(name) if settings is not None else None
     return globals()[name] if value is None else value
+
+# --- retry (crawler/middlewares/retry.py) -------------------------------------
+#: Backoff between retries: "fixed", "linear" or "exponential".
+RETRY_BACKOFF = "exponential"
+#: First backoff delay in seconds (fixed: every delay).
+RETRY_BACKOFF_BASE = 0.5
+#: Cap of a backoff delay, before jitter (seconds).
+RETRY_BACKOFF_MAX = 30.0
+#: Jitter: "full" (uniform 0..delay), "equal" (delay/2 + uniform 0..delay/2) or "none".
+RETRY_JITTER = "full"
+#: A server's Retry-After is honoured up to this many seconds.
+RETRY_AFTER_MAX = 120.0
+#: Per-stage overrides of the retry policy, e.g. {"list": {"max_retries": 10}}.
+RETRY_POLICIES: dict = {}
+#: Extra failure classification rules: {"pkg.module.ErrorClass": ["transient", "reason"]}.
+FAILURE_EXCEPTIONS: dict = {}
+
+# --- circuit breakers (crawler/middlewares/circuit_breaker.py) ---------------
+#: Enable per-domain circuit breakers.
+CIRCUIT_BREAKER_ENABLED = True
+#: Breaker tuning: fields of crawler.circuit_breaker.BreakerConfig.
+CIRCUIT_BREAKER: dict = {}
+#: Seconds a parked request waits before checking a half-open breaker again.
+CIRCUIT_BREAKER_RECHECK = 0.5

@@ -26,12 +26,24 @@ DOWNLOAD_DELAY = 0
 # 16 keep the output parallel and make the whole crawl measurably faster.
 CONCURRENT_ITEMS = 16
 
+# Resilience: classified retries with backoff that waits in the scheduler (no
+# slot held), per-domain circuit breakers, dead letters for what finally fails.
+SCHEDULER = "crawler.scheduler.DelayedScheduler"
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.retry.RetryMiddleware": 550,
+    "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
+}
+RETRY_TIMES = 5
+DOWNLOAD_TIMEOUT = 30
+
 ITEM_PIPELINES = {
     "pipelines.validate.ValidationPipeline": 300,
     "pipelines.store.StorePipeline": 800,
 }
 
 EXTENSIONS = {
+    "extensions.accounting.ProductAccounting": 100,
     "extensions.stats_dump.StatsDump": 900,
 }
 

@@ -73,6 +73,9 @@ def test_stats_dump_accounts_for_every_product(first_crawl):
     assert stats["item_scraped_count"] == n_saved
     assert stats["store/batches"] >= 1
     assert stats["catalog/expected_products"] == SHOP_PRODUCTS
+    assert stats["products/discovered"] == len(expected)
+    assert stats["products/saved"] == n_saved
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
 
 
 def test_second_crawl_changes_nothing(first_crawl):
@@ -112,6 +115,9 @@ def test_sigint_flushes_what_was_collected(tmp_path):
     scraped = stats.get("item_scraped_count", 0)
     assert 0 < scraped < 600
     assert len(db_products(db)) == scraped == stats["store/inserted"]
+    # stopped early: what was not done yet is pending, nothing is lost
+    assert stats["products/pending"] > 0
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
 
 
 @pytest.mark.parametrize(

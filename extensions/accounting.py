@@ -1,0 +1,139 @@
+"""Nothing-lost accounting: every product the crawl discovers ends somewhere.
+
+A *product* is a detail-stage request (``meta["stage"] == "detail"``) the
+first time it is scheduled; it gets ``meta["product_ref"]``, which its
+retries and parked copies keep.  Each product ends in exactly one bucket:
+
+* ``saved``: its item passed the pipelines (``item_scraped``);
+* ``rejected``: its page was stored in ``rejected_items`` (``item_dropped``
+  with a reject reason);
+* ``dead_lettered``: it was given up and recorded in the dead-letter queue;
+* ``duplicates``: the dupefilter dropped it (another link to the same page);
+* ``filtered``: a policy ignored it (robots.txt, offsite);
+* ``pending``: still queued or in flight when the crawl stopped early.
+
+At close the extension checks
+``discovered == saved + rejected + dead_lettered + duplicates + filtered + pending``.
+On a crawl that finished, nothing may be pending: a product with no outcome
+is *lost* (counted in ``products/lost``, its URLs logged) and the identity
+fails.  The terms and the verdict are stats (``products/*``), so they are in
+the JSON stats dump.  A detail callback that raises is dead-lettered with
+reason ``callback_error``, so it can be replayed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Self
+
+from itemadapter import ItemAdapter
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from twisted.python.failure import Failure as TwistedFailure
+
+from crawler import signals as crawler_signals
+from crawler.failures import PERMANENT, Failure
+from crawler.middlewares import give_up
+
+logger = logging.getLogger(__name__)
+
+REF = "product_ref"
+TERMS = ("saved", "rejected", "dead_lettered", "duplicates", "filtered", "pending")
+
+
+class ProductAccounting:
+    """Count every product into one outcome and check the identity at close."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self._ids = itertools.count(1)
+        self.outstanding: dict[int, str] = {}  # product_ref -> url
+        self.counts = dict.fromkeys(("discovered", *TERMS), 0)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        ext = cls(crawler)
+        connect = crawler.signals.connect
+        connect(ext.request_scheduled, signal=signals.request_scheduled)
+        connect(ext.request_dropped, signal=signals.request_dropped)
+        connect(ext.item_scraped, signal=signals.item_scraped)
+        connect(ext.item_dropped, signal=signals.item_dropped)
+        connect(ext.spider_error, signal=signals.spider_error)
+        connect(ext.dead_lettered, signal=crawler_signals.request_dead_lettered)
+        connect(ext.filtered, signal=crawler_signals.request_filtered)
+        connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    # -- events ---------------------------------------------------------------
+    def request_scheduled(self, request: Request, spider: Spider) -> None:
+        if request.meta.get("stage") != "detail" or REF in request.meta:
+            return
+        ref = next(self._ids)
+        request.meta[REF] = ref
+        self.outstanding[ref] = request.url
+        self._count("discovered")
+
+    def request_dropped(self, request: Request, spider: Spider) -> None:
+        self._end(request, "duplicates")
+
+    def item_scraped(self, item: Any, response: Response, spider: Spider) -> None:
+        self._end(response.request, "saved")
+
+    def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Spider) -> None:
+        rejected = bool(ItemAdapter(item).get("reject_reason")) if ItemAdapter.is_item(item) else False
+        if not self._end(response.request, "rejected" if rejected else "dead_lettered"):
+            return
+        if not rejected:  # dropped by some other pipeline: keep it replayable
+            give_up(self.crawler, response.request, Failure(PERMANENT, "item_dropped"), attempts=1, exception=exception)
+
+    def spider_error(self, failure: TwistedFailure, response: Response, spider: Spider) -> None:
+        request = response.request
+        if request is None or request.meta.get(REF) not in self.outstanding:
+            return
+        give_up(self.crawler, request, Failure(PERMANENT, "callback_error"), attempts=1, exception=failure.value)
+
+    def dead_lettered(self, request: Request, **kwargs: Any) -> None:
+        self._end(request, "dead_lettered")
+
+    def filtered(self, request: Request, **kwargs: Any) -> None:
+        self._end(request, "filtered")
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        leftover = len(self.outstanding)
+        lost = 0
+        if reason == "finished":
+            lost = leftover
+        else:
+            self.counts["pending"] = leftover
+        self.stats.set_value("products/pending", self.counts["pending"])
+        self.stats.set_value("products/lost", lost)
+        c = self.counts
+        total = sum(c[t] for t in TERMS)
+        holds = c["discovered"] == total and lost == 0
+        terms = " + ".join(f"{t} {c[t]}" for t in TERMS)
+        equation = f"discovered {c['discovered']} {'==' if c['discovered'] == total else '!='} {terms}"
+        self.stats.set_value("products/identity", equation)
+        self.stats.set_value("products/identity_holds", holds)
+        if holds:
+            logger.info("Nothing lost: %s", equation)
+        else:
+            sample = ", ".join(list(self.outstanding.values())[:5])
+            logger.error("Products unaccounted for (%d lost): %s; e.g. %s", lost, equation, sample)
+
+    # -- internals --------------------------------------------------------------
+    def _count(self, term: str) -> None:
+        self.counts[term] += 1
+        self.stats.inc_value(f"products/{term}")
+
+    def _end(self, request: Request | None, term: str) -> bool:
+        """Record the outcome of a product once; False if not an outstanding product."""
+        if request is None:
+            return False
+        ref = request.meta.get(REF)
+        if ref is None or self.outstanding.pop(ref, None) is None:
+            return False
+        self._count(term)
+        return True
