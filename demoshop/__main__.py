@@ -3,27 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Sequence
 
 from demoshop.catalogue import Catalogue
+from demoshop.faults import FaultConfig, add_arguments, add_catalogue_arguments
 
 COMMANDS = ("serve", "truth")
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
+def _parser(command: str, exit_on_error: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m demoshop {command}",
         description="Serve the demo shop." if command == "serve" else "Print the shop's ground truth (JSON lines).",
+        exit_on_error=exit_on_error,
     )
     parser.add_argument("--products", type=int, default=300, help="number of products (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_catalogue_arguments(parser)
     if command == "serve":
         parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
         parser.add_argument("--request-log", metavar="FILE", help="append one JSON line per request to FILE")
+        add_arguments(parser)
     return parser
+
+
+def _catalogue(options: argparse.Namespace) -> Catalogue:
+    return Catalogue(
+        options.products,
+        options.seed,
+        gone_share=options.gone_share,
+        dead_share=options.dead_share,
+        dead_host=options.dead_host,
+    )
+
+
+def prints_dead_line(serve_args: Sequence[str]) -> bool:
+    """Whether ``python -m demoshop serve *serve_args`` prints a ``dead:`` line after its URL."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            options, _ = _parser("serve", exit_on_error=False).parse_known_args(list(serve_args))
+    except (argparse.ArgumentError, SystemExit):
+        return False  # the shop will fail to start and say why
+    return options.dead_share > 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args and args[0] in COMMANDS else "serve"
     options = _parser(command).parse_args(args)
-    catalogue = Catalogue(options.products, options.seed)
+    catalogue = _catalogue(options)
     if command == "truth":
         write = sys.stdout.write
         for line in catalogue.truth():
@@ -40,7 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from demoshop.server import serve
 
-    serve(catalogue, host=options.host, port=options.port, request_log_path=options.request_log)
+    serve(
+        catalogue,
+        host=options.host,
+        port=options.port,
+        request_log_path=options.request_log,
+        faults=FaultConfig.from_options(options),
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ one's products at the same indices.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import random
 import re
@@ -313,6 +314,10 @@ class Product:
     description_html: str | None
     #: Seed of the whitespace/entity noise of ``whitespace_entities`` pages.
     noise_seed: int
+    #: 404 or 410 when the product is permanently gone (its detail page always answers that status).
+    gone_status: int | None = None
+    #: The dead host its list page links it on (absolute URL), or None for a normal relative link.
+    dead_host: str | None = None
 
     @property
     def path(self) -> str:
@@ -330,14 +335,33 @@ class Product:
     def charset(self) -> str:
         return "windows-1252" if "charset_cp1252" in self.quirks else "utf-8"
 
+    @property
+    def dead_reason(self) -> str | None:
+        """Why a correct crawl dead-letters this product (its page can never be fetched), or None."""
+        if self.dead_host is not None:
+            return "circuit_open"
+        if self.gone_status is not None:
+            return f"http_{self.gone_status}"
+        return None
+
     def truth(self) -> dict[str, Any]:
-        """The ground-truth line of this product."""
+        """The ground-truth line of this product.
+
+        ``expected`` is ``saved``, ``rejected`` or ``dead_letter``; a product whose page
+        can never be fetched (gone, or linked on the dead host) is a dead letter even when
+        its page is invalid (``reject_field`` still describes the page).  ``host`` is the
+        dead host the list page links the product on (``http://<host>:<dead port><path>``),
+        None for a normal link relative to the shop.
+        """
+        dead_reason = self.dead_reason
         return {
             "key": self.slug,
             "path": self.path,
+            "host": self.dead_host,
             "list_page": self.list_page,
             "list_position": self.list_position,
-            "expected": "rejected" if self.reject_field else "saved",
+            "expected": "dead_letter" if dead_reason else "rejected" if self.reject_field else "saved",
+            "dead_reason": dead_reason,
             "reject_field": self.reject_field,
             "quirks": list(self.quirks),
             "fields": {k: list(v) if isinstance(v, list) else v for k, v in self.fields.items()},
@@ -361,18 +385,46 @@ _EURO_VENDORS = tuple(v for v in VENDORS if v.european)
 _ENTITY_VENDORS = tuple(v for v in VENDORS if "&" in v.name or "'" in v.name)
 
 
+def seeded_unit(seed: int, *parts: object) -> float:
+    """A stable uniform draw in [0, 1) from ``seed`` and ``parts`` (blake2b; not Python's ``hash``)."""
+    key = "\x1f".join(map(str, (seed, *parts))).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
+DEFAULT_DEAD_HOST = "127.0.0.2"
+
+
 class Catalogue:
     """``products`` products generated from ``seed``; newest (index 0) first.
 
     ``product(i)`` builds product ``i`` on demand (LRU-cached), ``pages`` is
     the number of list pages, ``truth()`` yields the ground-truth lines.
+
+    ``gone_share`` of the products are permanently gone (detail page 404 for an
+    even index, 410 for an odd one) and ``dead_share`` are linked on
+    ``dead_host`` (see :class:`Product`).  Both are drawn per index from the seed
+    with a hash, independently of each other, of the product generator and of
+    ``products``; a product drawn for both is dead (it is never fetched from the shop).
     """
 
-    def __init__(self, products: int, seed: int) -> None:
+    def __init__(
+        self,
+        products: int,
+        seed: int,
+        gone_share: float = 0.0,
+        dead_share: float = 0.0,
+        dead_host: str = DEFAULT_DEAD_HOST,
+    ) -> None:
         if products < 0:
             raise ValueError("products must be >= 0")
+        for name, share in (("gone_share", gone_share), ("dead_share", dead_share)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
         self.products = products
         self.seed = seed
+        self.gone_share = gone_share
+        self.dead_share = dead_share
+        self.dead_host = dead_host
         self.pages = max(1, -(-products // PER_PAGE))
         master = random.Random(seed)
         self._seeds = [master.getrandbits(64) for _ in range(max(products, FORCE_WINDOW))]
@@ -415,6 +467,28 @@ class Catalogue:
         if 0 <= index < self.products and self.product(index).slug == slug:
             return index
         return None
+
+    def is_dead(self, index: int) -> bool:
+        """Whether product ``index`` is linked on the dead host."""
+        return self.dead_share > 0 and seeded_unit(self.seed, "dead", index) < self.dead_share
+
+    def gone_status(self, index: int) -> int | None:
+        """404/410 when product ``index`` is permanently gone (and not dead), else None."""
+        if self.gone_share > 0 and seeded_unit(self.seed, "gone", index) < self.gone_share:
+            if not self.is_dead(index):
+                return 404 if index % 2 == 0 else 410
+        return None
+
+    def gone_paths(self) -> dict[str, int]:
+        """Detail path -> 404/410 of every gone product."""
+        if self.gone_share <= 0:
+            return {}
+        paths = {}
+        for index in range(self.products):
+            status = self.gone_status(index)
+            if status is not None:
+                paths[self.product(index).path] = status
+        return paths
 
     def truth(self) -> Iterator[dict[str, Any]]:
         """Ground truth, one dict per product, newest first."""
@@ -521,6 +595,8 @@ class Catalogue:
             date_text=date_text,
             description_html=None if "description" in absent else description_html,
             noise_seed=rng.getrandbits(32),
+            gone_status=self.gone_status(index),
+            dead_host=self.dead_host if self.is_dead(index) else None,
         )
 
 

@@ -6,11 +6,14 @@ spider would (every list page, then its products) with a keep-alive Twisted
 ``Agent``, and prints, for each pass, requests, wall time and requests per
 CPU-second of the shop (psutil ``cpu_times`` of its pid).  The first pass
 renders every page (cold), later passes are served from the page cache.
+``--shop-args "--capacity 6 --queue 6 --latency 0.05"`` passes more flags to the
+shop (e.g. the capacity model or faults; see ``python -m demoshop serve --help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -104,9 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--shop-args", default="", help="more flags for the shop, as one shell-quoted string")
     options = parser.parse_args(argv)
     paths = crawl_paths(Catalogue(options.products, options.seed))
-    with ShopProcess(products=options.products, seed=options.seed) as shop:
+    extra_args = shlex.split(options.shop_args)
+    with ShopProcess(products=options.products, seed=options.seed, extra_args=extra_args) as shop:
         shop_process = psutil.Process(shop.pid)
 
         def shop_cpu() -> float:

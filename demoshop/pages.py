@@ -89,19 +89,26 @@ def pagination(current: int, last: int) -> str:
     return "\n  ".join(parts)
 
 
-def render_list_page(catalogue: Catalogue, page: int) -> bytes:
-    """List page ``page`` (1-based) as UTF-8 HTML."""
+def render_list_page(catalogue: Catalogue, page: int, dead_base: str | None = None) -> bytes:
+    """List page ``page`` (1-based) as UTF-8 HTML.
+
+    With ``dead_base`` (``http://<dead host>:<port>/``), products on the dead host
+    (``Product.dead_host``) are linked with an absolute URL under it.
+    """
     count = catalogue.products
     cards = []
     for index in catalogue.page_range(page):
         product = catalogue.product(index)
         fields = product.fields
+        href = product.path
+        if dead_base is not None and product.dead_host is not None:
+            href = dead_base.rstrip("/") + href
         cert = fields["certificate_id"]
         cert_html = f'\n    <p class="entry-certificate-id">{escape(cert)}</p>' if cert else ""
         cards.append(
             '  <article class="post">\n'
             f'    <p class="entry-company">{escape(fields["manufacturer"])}</p>\n'
-            f'    <h3 class="entry-title"><a href="{product.path}">{escape(fields["title"])}</a></h3>'
+            f'    <h3 class="entry-title"><a href="{href}">{escape(fields["title"])}</a></h3>'
             f"{cert_html}\n  </article>\n"
         )
     return (
@@ -185,8 +192,10 @@ def render_detail_page(product: Product) -> bytes:
 class ShopPages:
     """Routes a path to a :class:`Response`; valid pages are rendered once and cached."""
 
-    def __init__(self, catalogue: Catalogue) -> None:
+    def __init__(self, catalogue: Catalogue, dead_base: str | None = None) -> None:
         self.catalogue = catalogue
+        #: ``http://<dead host>:<port>/`` when dead-host products get absolute links.
+        self.dead_base = dead_base
         self._cache: dict[str, Response] = {
             "/": Response(302, HTML_UTF8, b"", LIST_PATH.encode()),
             "/robots.txt": Response(200, TEXT_UTF8, ROBOTS_TXT),
@@ -204,13 +213,13 @@ class ShopPages:
     def _render(self, path: str) -> Response:
         catalogue = self.catalogue
         if path == LIST_PATH:
-            return Response(200, HTML_UTF8, render_list_page(catalogue, 1))
+            return Response(200, HTML_UTF8, render_list_page(catalogue, 1, self.dead_base))
         match = _PAGE_RE.fullmatch(path)
         if match:
             page = int(match[1])
             if page > catalogue.pages:
                 return NOT_FOUND
-            return Response(200, HTML_UTF8, render_list_page(catalogue, page))
+            return Response(200, HTML_UTF8, render_list_page(catalogue, page, self.dead_base))
         match = _PRODUCT_RE.fullmatch(path)
         if match:
             index = catalogue.index_of_slug(match[1])

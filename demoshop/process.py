@@ -23,7 +23,10 @@ class ShopProcess:
     """``python -m demoshop serve`` on a free port; a context manager.
 
     ``url`` is the base URL (with a trailing slash), ``list_url`` the first
-    list page, ``pid`` the process id.
+    list page, ``pid`` the process id.  ``extra_args`` are more ``serve`` flags
+    (faults, capacity, ...: ``python -m demoshop serve --help``); with
+    ``--dead-share`` > 0, ``dead_url`` is the dead host's base URL (the shop's
+    second line), else None.
     """
 
     def __init__(
@@ -40,6 +43,8 @@ class ShopProcess:
         self.extra_args = tuple(extra_args)
         self.host = host
         self.url = ""
+        self.dead_url: str | None = None
+        self._buffer = b""
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -65,6 +70,8 @@ class ShopProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
         self._stderr = tempfile.TemporaryFile()
+        self._buffer = b""
+        self.dead_url = None
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
         try:
             line = self._read_line(START_TIMEOUT)
@@ -76,16 +83,28 @@ class ShopProcess:
             self.stop()
             raise RuntimeError(message)
         self.url = line
+        from demoshop.__main__ import prints_dead_line
+
+        if prints_dead_line(command[4:]):
+            try:
+                line = self._read_line(START_TIMEOUT)
+            except BaseException:
+                self.stop()
+                raise
+            if not line.startswith("dead: http://"):
+                message = f"demoshop printed {line!r} instead of its dead host; stderr:\n{self._stderr_text()}"
+                self.stop()
+                raise RuntimeError(message)
+            self.dead_url = line.removeprefix("dead: ")
         return self
 
     def _read_line(self, timeout: float) -> str:
         assert self.process is not None and self.process.stdout is not None
         stdout = self.process.stdout
         deadline = time.monotonic() + timeout
-        data = b""
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
-            while b"\n" not in data:
+            while b"\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     message = f"demoshop did not print its URL within {timeout:g} s; stderr:\n{self._stderr_text()}"
@@ -96,8 +115,9 @@ class ShopProcess:
                     code = self.process.wait()
                     raise RuntimeError(f"demoshop exited with status {code} before printing its URL; "
                                        f"stderr:\n{self._stderr_text()}")
-                data += chunk
-        return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace").strip()
 
     def _stderr_text(self) -> str:
         if self._stderr is None:

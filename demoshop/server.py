@@ -3,7 +3,13 @@
 A request first goes through the ordered ``interceptors`` (objects with
 ``intercept(request, path) -> bool``; True means the interceptor answered, or
 will answer, the request itself), then to :class:`demoshop.pages.ShopPages`.
-Every finished request, intercepted or not, is written to the request log.
+An interceptor with a ``bind(proceed)`` method is given ``proceed(request, path)``,
+which runs the rest of the chain and the pages later (to delay a response).
+Every request, intercepted or not, is written to the request log: when it is
+finished, or, if its connection is lost first (reset, hang, truncation, the
+client giving up), at that moment (status 0 unless a status line was sent, and
+``"lost": true``).  Interceptors tag a request with ``shop_fault`` (logged as
+``"fault"``) and ``shop_queued`` (seconds, logged as ``"queued"`` when > 0).
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import IO, Protocol
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
@@ -29,6 +36,9 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from demoshop.catalogue import Catalogue
 from demoshop.pages import ShopPages
 
+if TYPE_CHECKING:
+    from demoshop.faults import FaultConfig
+
 REQUEST_LOG_FLUSH_INTERVAL = 0.5
 
 
@@ -38,6 +48,22 @@ class Interceptor(Protocol):
     def intercept(self, request: Request, path: str) -> bool: ...
 
 
+class ShopRequest(Request):
+    """A :class:`Request` that carries the fault tags and logs itself when its connection is lost first."""
+
+    #: Kind of the injected fault ("503", "hang", "reset", "outage", "overload", "gone", ...), or None.
+    shop_fault: str | None = None
+    #: Seconds the request waited in the capacity model's queue.
+    shop_queued: float = 0.0
+
+    def connectionLost(self, reason: Any) -> None:
+        finished = self.finished
+        site = getattr(self, "site", None)  # set when the request was processed
+        super().connectionLost(reason)
+        if not finished and isinstance(site, ShopSite) and site.request_log is not None:
+            site.request_log.record(self, lost=True)
+
+
 class RequestLog:
     """JSON-lines log of answered requests, buffered and flushed by :meth:`flush`."""
 
@@ -45,14 +71,30 @@ class RequestLog:
         self._file: IO[str] | None = open(path, "a", encoding="utf-8")
         self._lines: list[str] = []
 
-    def record(self, request: Request) -> None:
-        """Buffer the log line of a finished request."""
+    def record(self, request: Request, lost: bool = False) -> None:
+        """Buffer the log line of a finished request (or of one whose connection was lost)."""
         method = request.method.decode("latin-1")
         path = request.path.decode("latin-1")
+        status = request.code
+        extra = ""
+        fault = getattr(request, "shop_fault", None)
+        if fault is not None:
+            extra += f', "fault": {json.dumps(fault)}'
+        queued = getattr(request, "shop_queued", 0.0)
+        if queued > 0:
+            extra += f', "queued": {queued:.6f}'
+        if lost:
+            extra += ', "lost": true'
+            if not request.startedWriting:
+                status = 0
         self._lines.append(
             f'{{"t": {time.time():.6f}, "method": {json.dumps(method)}, "path": {json.dumps(path)}, '
-            f'"status": {request.code}, "bytes": {request.sentLength}}}\n'
+            f'"status": {status}, "bytes": {request.sentLength}{extra}}}\n'
         )
+
+    def record_line(self, entry: dict[str, Any]) -> None:
+        """Buffer a line that is not about a :class:`Request` (e.g. a dead-host connection)."""
+        self._lines.append(json.dumps({"t": round(time.time(), 6), **entry}) + "\n")
 
     def flush(self) -> None:
         """Write the buffered lines to the file."""
@@ -78,12 +120,30 @@ class ShopResource(Resource):
         super().__init__()
         self.pages = pages
         self.interceptors = list(interceptors)
+        for position, interceptor in enumerate(self.interceptors):
+            bind: Callable[[Callable[[Request, str], None]], None] | None = getattr(interceptor, "bind", None)
+            if bind is not None:
+                bind(partial(self.proceed, start=position + 1))
 
     def render(self, request: Request) -> bytes | int:
         path = request.path.decode("latin-1")
         for interceptor in self.interceptors:
             if interceptor.intercept(request, path):
                 return NOT_DONE_YET
+        return self.page_body(request, path)
+
+    def proceed(self, request: Request, path: str, start: int = 0) -> None:
+        """Run the interceptors from ``start`` on, then answer from the pages and finish the request."""
+        for interceptor in self.interceptors[start:]:
+            if interceptor.intercept(request, path):
+                return
+        body = self.page_body(request, path)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)
+        request.finish()
+
+    def page_body(self, request: Request, path: str) -> bytes:
+        """Set the status and headers of the page at ``path``; returns its body."""
         if request.method not in (b"GET", b"HEAD"):
             request.setResponseCode(405)
             request.setHeader(b"allow", b"GET, HEAD")
@@ -103,7 +163,7 @@ class ShopSite(Site):
     noisy = False
 
     def __init__(self, resource: Resource, request_log: RequestLog | None = None) -> None:
-        super().__init__(resource)
+        super().__init__(resource, requestFactory=ShopRequest)
         self.request_log = request_log
 
     def log(self, request: Request) -> None:
@@ -112,10 +172,19 @@ class ShopSite(Site):
 
 
 def make_site(
-    catalogue: Catalogue, interceptors: Sequence[Interceptor] = (), request_log: RequestLog | None = None
+    catalogue: Catalogue,
+    interceptors: Sequence[Interceptor] = (),
+    request_log: RequestLog | None = None,
+    pages: ShopPages | None = None,
 ) -> ShopSite:
-    """The shop's site over ``catalogue``."""
-    return ShopSite(ShopResource(ShopPages(catalogue), interceptors), request_log)
+    """The shop's site over ``catalogue`` (or over ``pages``)."""
+    return ShopSite(ShopResource(pages or ShopPages(catalogue), interceptors), request_log)
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port/`` (IPv6 hosts in brackets)."""
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"http://{shown_host}:{port}/"
 
 
 def serve(
@@ -124,8 +193,14 @@ def serve(
     port: int = 0,
     request_log_path: str | None = None,
     interceptors: Sequence[Interceptor] = (),
+    faults: FaultConfig | None = None,
 ) -> None:
-    """Listen, print the base URL on stdout, run until SIGTERM/SIGINT."""
+    """Listen, print the base URL on stdout, run until SIGTERM/SIGINT.
+
+    ``faults`` configures the fault interceptors, the capacity model and the dead
+    host (see :mod:`demoshop.faults`); they come before ``interceptors``.  With a
+    dead host, a second line ``dead: http://<dead host>:<port>/`` follows the URL.
+    """
     from twisted.internet import reactor
 
     observer = FilteringLogObserver(
@@ -133,14 +208,28 @@ def serve(
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     request_log = RequestLog(request_log_path) if request_log_path else None
-    site = make_site(catalogue, interceptors, request_log)
+    lines = []
+    dead_base = None
+    chain: list[Interceptor] = []
+    if faults is not None:
+        from demoshop.faults import build_interceptors, start_dead_host
+
+        if catalogue.dead_share > 0:
+            dead_base = start_dead_host(faults, catalogue.dead_host, reactor, request_log)
+        pages = ShopPages(catalogue, dead_base)
+        chain = build_interceptors(faults, catalogue, pages, reactor)
+    else:
+        pages = ShopPages(catalogue)
+    site = make_site(catalogue, [*chain, *interceptors], request_log, pages)
     listening = reactor.listenTCP(port, site, backlog=1024, interface=host)
     if request_log is not None:
         LoopingCall(request_log.flush).start(REQUEST_LOG_FLUSH_INTERVAL, now=False)
         reactor.addSystemEventTrigger("after", "shutdown", request_log.close)
     bound = listening.getHost()
-    shown_host = f"[{bound.host}]" if ":" in bound.host else bound.host
-    sys.stdout.write(f"http://{shown_host}:{bound.port}/\n")
+    lines.append(base_url(bound.host, bound.port))
+    if dead_base is not None:
+        lines.append(f"dead: {dead_base}")
+    sys.stdout.write("".join(line + "\n" for line in lines))
     sys.stdout.flush()
     # A background job of a shell script inherits an ignored SIGINT; Twisted only
     # handles SIGINT when it has the default handler, so restore it.
