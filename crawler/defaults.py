@@ -63,3 +63,43 @@ CIRCUIT_BREAKER_ENABLED = True
 CIRCUIT_BREAKER: dict = {}
 #: Seconds a parked request waits before checking a half-open breaker again.
 CIRCUIT_BREAKER_RECHECK = 0.5
+
+# --- dead-letter queue (extensions/dead_letters.py, scrapy dlq) ---------------
+#: Record the requests given up on in the table ``dead_letters`` of DATABASE_URL.
+DLQ_ENABLED = True
+#: Buffered dead letters are written at least this often (seconds).
+DLQ_FLUSH_INTERVAL = 1.0
+#: Replay dead letters instead of the spider's start requests (``scrapy dlq requeue`` sets it).
+DLQ_REQUEUE = False
+#: Which dead letters a requeue replays: a JSON object with any of spider, site,
+#: reason, failure_class, stage, ids, spider_args (or ``@FILE`` holding it); empty: all
+#: of this spider (with its current ``-a`` arguments).
+DLQ_REQUEUE_FILTER = ""
+#: More ``request.meta`` keys not to store in dead letters (state managed per download).
+DLQ_DROP_META_KEYS: list = []
+
+# --- crawl profiles and adaptive concurrency (crawler/crawl_profiles.py,
+# --- crawler/middlewares/adaptive.py) ----------------------------------------
+#: Crawl profile: "performance", "balanced" or "saver" (also -a profile=...).
+CRAWL_PROFILE = "balanced"
+#: Adapt each domain's concurrency (AIMD) within the profile's bounds.
+ADAPTIVE_ENABLED = True
+#: Per-domain concurrency bounds (the profile sets them).
+ADAPTIVE_CONCURRENCY_MIN = 1
+ADAPTIVE_CONCURRENCY_START = 4
+ADAPTIVE_CONCURRENCY_MAX = 16
+#: Per-domain delay bounds in seconds; the delay grows only when a domain
+#: is overloaded at its minimum concurrency.
+ADAPTIVE_DELAY_MIN = 0.0
+ADAPTIVE_DELAY_MAX = 5.0
+#: Seconds between decisions.
+ADAPTIVE_INTERVAL = 1.0
+#: AIMD tuning: fields of crawler.adaptive.AimdConfig.
+ADAPTIVE_AIMD: dict = {}
+#: Process limits: CPU share of one core, reactor lag (s); above them the controller never increases.
+ADAPTIVE_CPU_MAX = 0.95
+ADAPTIVE_LAG_MAX = 0.25
+#: Memory limit (MB, 0 = none): above 80% of it the list stage is slowed first.
+ADAPTIVE_MEMORY_LIMIT_MB = 0
+#: Backpressure: list pages wait while more product (detail) requests than this are pending.
+BACKPRESSURE_DETAIL_HIGH_WATER = 2000

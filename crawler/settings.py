@@ -33,7 +33,11 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
+    "crawler.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 580,
 }
+
+# Crawl profiles (performance / balanced / saver): CRAWL_PROFILE or -a profile=.
+ADDONS = {"crawler.crawl_profiles.CrawlProfiles": 0}
 RETRY_TIMES = 5
 DOWNLOAD_TIMEOUT = 30
 
@@ -42,8 +46,15 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 800,
 }
 
+# Replays dead letters instead of the start requests, only with DLQ_REQUEUE
+# (scrapy dlq requeue); not loaded otherwise.
+SPIDER_MIDDLEWARES = {
+    "extensions.dead_letters.DeadLetterRequeueMiddleware": 950,
+}
+
 EXTENSIONS = {
     "extensions.accounting.ProductAccounting": 100,
+    "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.stats_dump.StatsDump": 900,
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,13 @@ class SiteProfile:
         """This profile crawling ``url`` instead; the allowed domain follows it."""
         _check_url(url, self.path, "start_url")
         return replace(self, start_urls=(url,), allowed_domains=(_host(url),))
+
+    def with_allowed_domains(self, domains: Iterable[str]) -> SiteProfile:
+        """This profile allowing exactly ``domains``."""
+        allowed = tuple(domains)
+        if not allowed:
+            raise ProfileError(f"{self.path}: allowed_domains: give at least one domain")
+        return replace(self, allowed_domains=allowed)
 
     def get_field(self, name: str) -> FieldSpec:
         return next(f for f in self.fields if f.name == name)

@@ -42,7 +42,7 @@ class ValidationPipeline:
 
     An invalid page gets ``reject_reason`` instead; the store pipeline saves
     it to ``rejected_items`` (nothing is dropped silently).  Items of spiders
-    without a site profile (no ``profile`` attribute) pass through unchanged.
+    without a site profile (no ``site_profile`` attribute) pass through unchanged.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -54,7 +54,7 @@ class ValidationPipeline:
 
     def process_item(self, item: Any) -> Any:
         adapter = ItemAdapter(item)
-        profile = getattr(self.crawler.spider, "profile", None)
+        profile = getattr(self.crawler.spider, "site_profile", None)
         if profile is None or adapter.get("reject_reason") or "raw" not in adapter:
             return item
         try:

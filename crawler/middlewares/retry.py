@@ -19,6 +19,7 @@ What it adds:
 * list and detail requests can have their own policy (``RETRY_POLICIES``);
 * a request given up (retries exhausted, or a permanent failure the spider
   does not handle) goes to the dead-letter queue with its class and reason.
+  ``RETRY_ENABLED = False`` means no retries, not no dead letters.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Self
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.misc import load_object
 
@@ -86,12 +87,14 @@ class RetryMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        if not settings.getbool("RETRY_ENABLED"):
-            raise NotConfigured
         self.crawler = crawler
         self.stats = crawler.stats
         self.classifier = build_classifier(settings)
         self.policy, self.stage_policies = build_policies(settings)
+        if not settings.getbool("RETRY_ENABLED"):
+            # no retries, but failures are still classified and dead-lettered
+            self.policy = self.policy.with_(max_retries=0)
+            self.stage_policies = {}
         self.priority_adjust = settings.getint("RETRY_PRIORITY_ADJUST")
         self.give_up_log_level = settings.get("RETRY_GIVE_UP_LOG_LEVEL", "ERROR")
         # RETRY_EXCEPTIONS overridden: exactly those exceptions are transient
@@ -112,6 +115,8 @@ class RetryMiddleware:
     def policy_for(self, request: Request) -> RetryPolicy:
         policy = self.stage_policies.get(request.meta.get("stage"), self.policy)
         max_retry_times = request.meta.get("max_retry_times")
+        if max_retry_times is not None and not self.crawler.settings.getbool("RETRY_ENABLED"):
+            max_retry_times = 0
         return policy if max_retry_times is None else policy.with_(max_retries=int(max_retry_times))
 
     def process_response(self, request: Request, response: Response) -> Request | Response:

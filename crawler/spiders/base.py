@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import scrapy
+from scrapy.crawler import Crawler
 from scrapy.http import Response
+
+from crawler.crawl_profiles import profile_settings
 
 #: ``request.meta["stage"]`` of list and detail requests.
 LIST, DETAIL = "list", "detail"
@@ -29,6 +32,14 @@ class TwoStageSpider(scrapy.Spider):
 
     list_priority: int = 0
     detail_priority: int = 10
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, profile: str | None = None, **kwargs: Any) -> Self:
+        """``-a profile=NAME`` picks the crawl profile (like ``-s CRAWL_PROFILE=NAME``)."""
+        if profile:
+            profile_settings(profile)  # an unknown name stops the crawl here, in one line
+            crawler.settings.set("CRAWL_PROFILE", profile, priority="spider")
+        return super().from_crawler(crawler, *args, **kwargs)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.start_urls:

@@ -1,0 +1,237 @@
+"""Adaptive per-domain concurrency (sense → judge → act) and list-stage backpressure.
+
+Sense: every response or download error of a domain (download slot) is
+recorded by its :class:`~crawler.adaptive.DomainSensor` (latency, and
+whether it was ok, an overload 429/503, a timeout or another error), with
+the number of requests in flight; every ``ADAPTIVE_INTERVAL`` the process is
+sampled (CPU, RSS, reactor lag) into :class:`~crawler.adaptive.SystemStatus`.
+
+Judge: per domain, when an interval has enough outcomes (or at once on a
+flood of 429/503s), :class:`~crawler.adaptive.Judge` decides the new limit
+(AIMD within the crawl profile's bounds).
+
+Act: the limit is the download slot's ``concurrency``; it is re-applied to
+the slot on every request, so it survives Scrapy's idle-slot cleanup (a
+recreated slot would start from ``CONCURRENT_REQUESTS_PER_DOMAIN``).
+``CONCURRENT_REQUESTS_PER_DOMAIN`` caps the maximum and ``DOWNLOAD_DELAY``
+is the minimum delay, so those stay hard limits.  A
+domain still overloaded at its minimum concurrency gets a growing delay
+(up to ``ADAPTIVE_DELAY_MAX``), shrinking back to ``ADAPTIVE_DELAY_MIN``
+once it recovers.
+
+Backpressure: list pages (the stage that creates work) wait in the
+scheduler while more than ``BACKPRESSURE_DETAIL_HIGH_WATER`` product
+requests are pending — a quarter of that while memory is high — so memory
+stays bounded on a catalogue of any size.  Detail requests also have the
+higher priority (``TwoStageSpider``).
+
+Stats: ``adaptive/concurrency/<domain>``, ``adaptive/delay/<domain>``,
+``adaptive/decisions/<action>``, ``backpressure/parked``.  Decisions are
+logged at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Self
+
+import psutil
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
+from twisted.internet.task import LoopingCall
+
+from crawler import defaults
+from crawler.adaptive import (
+    AimdConfig,
+    Bounds,
+    DomainSensor,
+    Judge,
+    SystemSample,
+    SystemStatus,
+)
+from crawler.errors import ConfigError
+from crawler.middlewares.retry import build_classifier
+from crawler.scheduler import NOT_BEFORE
+
+logger = logging.getLogger(__name__)
+
+OVERLOAD_STATUSES = frozenset({429, 503})
+#: Seconds a list page waits before checking the backpressure again.
+BACKPRESSURE_RECHECK = 0.5
+
+
+class Domain:
+    """The controller state of one download slot."""
+
+    def __init__(self, key: str, bounds: Bounds, config: AimdConfig, delay: float, now: float) -> None:
+        self.key = key
+        self.sensor = DomainSensor(bounds.start, start=now)
+        self.judge = Judge(config)
+        self.delay = delay
+        self.last = now
+
+
+class AdaptiveConcurrencyMiddleware:
+    """Downloader middleware: per-domain AIMD concurrency and list-stage backpressure."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        if not s.getbool("ADAPTIVE_ENABLED", defaults.ADAPTIVE_ENABLED):
+            raise NotConfigured
+        get = lambda name: defaults.get(s, name)  # noqa: E731
+        try:
+            # CONCURRENT_REQUESTS_PER_DOMAIN and DOWNLOAD_DELAY stay hard limits
+            high = min(int(get("ADAPTIVE_CONCURRENCY_MAX")), s.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
+            low = min(int(get("ADAPTIVE_CONCURRENCY_MIN")), high)
+            self.bounds = Bounds(low, min(max(int(get("ADAPTIVE_CONCURRENCY_START")), low), high), high)
+            self.aimd = AimdConfig(**(s.getdict("ADAPTIVE_AIMD") or {}))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"adaptive concurrency settings: {exc}") from None
+        self.delay_min = max(float(get("ADAPTIVE_DELAY_MIN")), s.getfloat("DOWNLOAD_DELAY"))
+        self.delay_max = max(self.delay_min, float(get("ADAPTIVE_DELAY_MAX")))
+        self.interval = float(get("ADAPTIVE_INTERVAL"))
+        memory_mb = float(get("ADAPTIVE_MEMORY_LIMIT_MB") or 0)
+        self.system = SystemStatus(
+            cpu_max=float(get("ADAPTIVE_CPU_MAX")),
+            rss_max_bytes=int(memory_mb * 2**20) if memory_mb > 0 else None,
+            lag_max=float(get("ADAPTIVE_LAG_MAX")),
+        )
+        self.high_water = int(get("BACKPRESSURE_DETAIL_HIGH_WATER"))
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.classifier = build_classifier(s)
+        self.domains: dict[str, Domain] = {}
+        self.clock = time.monotonic
+        self._process = psutil.Process(os.getpid())
+        self._cpu_last: tuple[float, float] | None = None
+        self._tick_expected: float | None = None
+        self._loop: LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        mw = cls(crawler)
+        crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        return mw
+
+    # -- signals -----------------------------------------------------------------
+    def spider_opened(self, spider: Spider) -> None:
+        self._loop = LoopingCall(self.tick)
+        self._tick_expected = self.clock()
+        self._loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider: Spider) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    # -- downloader middleware -----------------------------------------------------
+    def process_request(self, request: Request) -> Request | None:
+        if request.meta.get("stage") == "list" and self._detail_backlog() > self._high_water():
+            parked = request.replace(dont_filter=True)
+            parked.meta[NOT_BEFORE] = time.time() + BACKPRESSURE_RECHECK
+            self.stats.inc_value("backpressure/parked")
+            return parked
+        key, slot = self._slot(request)
+        domain = self._domain(key)
+        if slot is not None:
+            # re-applied on every request: survives the downloader's idle-slot cleanup
+            if slot.concurrency != domain.sensor.limit:
+                slot.concurrency = domain.sensor.limit
+            if slot.delay != domain.delay:
+                slot.delay = domain.delay
+        return None
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        status = response.status
+        if status in OVERLOAD_STATUSES:
+            outcome = "overload"
+        else:
+            failure = self.classifier.classify_status(status)
+            outcome = "error" if failure is not None and failure.transient else "ok"
+        self._record(request, outcome)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if isinstance(exception, IgnoreRequest):
+            return None
+        reason = self.classifier.classify_exception(exception).reason
+        self._record(request, "timeout" if reason == "timeout" else "error")
+        return None
+
+    # -- sensing / judging / acting -------------------------------------------------
+    def tick(self) -> None:
+        """Every interval: sample the process, then judge every domain that is ready."""
+        now = self.clock()
+        lag = max(0.0, now - self._tick_expected) if self._tick_expected is not None else 0.0
+        self._tick_expected = now + self.interval
+        self.system.add(SystemSample(self._cpu_fraction(now), self._process.memory_info().rss, lag))
+        for domain in self.domains.values():
+            slot = self._downloader_slot(domain.key)
+            domain.sensor.observe_in_flight(len(slot.active) if slot is not None else 0)
+            if domain.judge.ready(domain.sensor):
+                self._decide(domain, now)
+
+    def _record(self, request: Request, outcome: str) -> None:
+        key, slot = self._slot(request)
+        domain = self._domain(key)
+        domain.sensor.record(float(request.meta.get("download_latency") or 0.0), outcome)  # type: ignore[arg-type]
+        if slot is not None:
+            domain.sensor.observe_in_flight(len(slot.active))
+        if outcome == "overload" and domain.judge.urgent(domain.sensor):
+            self._decide(domain, self.clock())
+
+    def _decide(self, domain: Domain, now: float) -> None:
+        sample = domain.sensor.snapshot(now)
+        decision = domain.judge.decide(sample, self.system.verdict, self.bounds)
+        old_limit, old_delay = domain.sensor.limit, domain.delay
+        domain.sensor.limit = decision.limit
+        if decision.action == "decrease" or (decision.action == "hold" and sample.overload_share > 0.0):
+            if decision.limit <= self.bounds.min and sample.overload + sample.timeouts > 0:
+                domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
+        elif decision.action == "increase" or sample.overload + sample.timeouts == 0:
+            domain.delay = max(self.delay_min, domain.delay / 2 if domain.delay / 2 > 0.01 else 0.0)
+        self.stats.inc_value(f"adaptive/decisions/{decision.action}")
+        self.stats.set_value(f"adaptive/concurrency/{domain.key}", domain.sensor.limit)
+        self.stats.set_value(f"adaptive/delay/{domain.key}", round(domain.delay, 3))
+        if decision.limit != old_limit or domain.delay != old_delay:
+            logger.debug("adaptive %s: %s (delay %.2fs)", domain.key, decision.reason, domain.delay)
+            slot = self._downloader_slot(domain.key)
+            if slot is not None:
+                slot.concurrency, slot.delay = domain.sensor.limit, domain.delay
+
+    # -- helpers -------------------------------------------------------------------------
+    def _domain(self, key: str) -> Domain:
+        domain = self.domains.get(key)
+        if domain is None:
+            domain = self.domains[key] = Domain(key, self.bounds, self.aimd, self.delay_min, self.clock())
+            self.stats.set_value(f"adaptive/concurrency/{key}", domain.sensor.limit)
+        return domain
+
+    def _slot(self, request: Request) -> tuple[str, Any]:
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        return key, downloader.slots.get(key)
+
+    def _downloader_slot(self, key: str) -> Any:
+        return self.crawler.engine.downloader.slots.get(key)
+
+    def _cpu_fraction(self, now: float) -> float:
+        times = self._process.cpu_times()
+        used = times.user + times.system
+        last, self._cpu_last = self._cpu_last, (now, used)
+        if last is None or now <= last[0]:
+            return 0.0
+        return (used - last[1]) / (now - last[0])
+
+    def _detail_backlog(self) -> int:
+        from extensions.accounting import ProductAccounting
+
+        accounting = self.crawler.get_extension(ProductAccounting)
+        return len(accounting.outstanding) if accounting is not None else 0
+
+    def _high_water(self) -> int:
+        return self.high_water // 4 if self.system.verdict.memory_high else self.high_water
