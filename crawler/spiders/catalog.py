@@ -31,6 +31,8 @@ class CatalogSpider(TwoStageSpider):
       ``crawler/sites``) or a path to a ``.toml`` file.  Required.
     * ``start_url``: crawl from this URL instead of the profile's start URLs;
       the allowed domain follows it.
+    * ``allowed_domains``: comma-separated domains to allow instead (e.g. a
+      catalogue whose products live on a second host).
 
     The profile's ``[settings]`` are applied at ``spider`` priority: above
     the project settings, below ``-s`` on the command line.
@@ -38,33 +40,64 @@ class CatalogSpider(TwoStageSpider):
 
     name = "catalog"
 
-    def __init__(self, profile: SiteProfile, **kwargs: Any) -> None:
+    def __init__(self, site_profile: SiteProfile, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.profile = profile
-        self.site = profile.name
-        self.start_urls = list(profile.start_urls)
-        self.allowed_domains = list(profile.allowed_domains)
+        self.site_profile = site_profile
+        self.site = site_profile.name
+        self.start_urls = list(site_profile.start_urls)
+        self.allowed_domains = list(site_profile.allowed_domains)
 
     @classmethod
     def from_crawler(
-        cls, crawler: Crawler, site: str | None = None, start_url: str | None = None, **kwargs: Any
+        cls,
+        crawler: Crawler,
+        site: str | None = None,
+        start_url: str | None = None,
+        allowed_domains: str | None = None,
+        **kwargs: Any,
     ) -> Self:
         if not site:
             raise ProfileError("the catalog spider needs a site profile: -a site=NAME or -a site=path/to/file.toml")
         profile = load_profile(site, defaults.get(crawler.settings, "SITE_PROFILES_DIR"))
         if start_url:
             profile = profile.with_start_url(start_url)
+        if allowed_domains:
+            profile = profile.with_allowed_domains(d.strip() for d in allowed_domains.split(",") if d.strip())
         crawler.settings.setdict(profile.settings, priority="spider")
-        return super().from_crawler(crawler, profile=profile, **kwargs)
+        return super().from_crawler(crawler, site_profile=profile, **kwargs)
+
+    @property
+    def dead_letter_args(self) -> dict[str, str]:
+        """The ``-a`` arguments that recreate this spider (the dead-letter queue replays with them).
+
+        ``site``: the profile's name when ``-a site=NAME`` finds this file
+        (``SITE_PROFILES_DIR``), else its absolute path.  ``start_url``: when the
+        spider crawls exactly one start URL with its host as the only allowed
+        domain (what ``-a start_url`` makes; recreating a profile of that shape
+        with it changes nothing).
+        """
+        from pathlib import Path
+        from urllib.parse import urlsplit
+
+        from crawler.siteprofile import PROFILES_DIR
+
+        path = self.site_profile.path.resolve()
+        directory = defaults.get(getattr(self, "settings", None), "SITE_PROFILES_DIR")
+        by_name = (Path(directory) if directory else PROFILES_DIR) / f"{path.stem}.toml"
+        args = {"site": path.stem if by_name.resolve() == path else str(path)}
+        starts, domains = self.site_profile.start_urls, self.site_profile.allowed_domains
+        if len(starts) == 1 and tuple(domains) == ((urlsplit(starts[0]).hostname or ""),):
+            args["start_url"] = starts[0]
+        return args
 
     def product_urls(self, response: Response) -> Iterable[str]:
-        return product_links(self.profile, response.selector.root)
+        return product_links(self.site_profile, response.selector.root)
 
     def more_list_pages(
         self, response: Response, page: int
     ) -> Iterable[tuple[int, str, dict[str, Any]]]:
         root = response.selector.root
-        profile = self.profile
+        profile = self.site_profile
         if page == 1 and not response.meta.get("enumerated"):
             expected = total_count(profile, root)
             if expected is not None:
@@ -97,5 +130,5 @@ class CatalogSpider(TwoStageSpider):
             content_type = response.headers.get(b"Content-Type", b"").decode("latin-1") or "none"
             item.reject_reason = f"malformed page: not an HTML page (content type {content_type})"
             return item
-        item.raw = extract_fields(self.profile, response.selector.root, response.url)
+        item.raw = extract_fields(self.site_profile, response.selector.root, response.url)
         return item
