@@ -103,3 +103,13 @@ ADAPTIVE_LAG_MAX = 0.25
 ADAPTIVE_MEMORY_LIMIT_MB = 0
 #: Backpressure: list pages wait while more product (detail) requests than this are pending.
 BACKPRESSURE_DETAIL_HIGH_WATER = 2000
+
+# --- Prometheus exporter (extensions/prometheus.py) ---------------------------
+#: Serve the crawl's metrics for Prometheus over HTTP while the spider runs.
+PROMETHEUS_ENABLED = True
+#: Port, or [first, last] ports tried in turn until one binds (like TELNETCONSOLE_PORT); 0: any free port.
+PROMETHEUS_PORT: int | list[int] = [9410, 9430]
+#: Interface to listen on; loopback by default ("0.0.0.0" exposes the metrics to the network).
+PROMETHEUS_HOST = "127.0.0.1"
+#: URL path of the metrics page: http://HOST:PORT/PATH.
+PROMETHEUS_PATH = "metrics"

@@ -29,6 +29,8 @@ CONCURRENT_ITEMS = 16
 # Resilience: classified retries with backoff that waits in the scheduler (no
 # slot held), per-domain circuit breakers, dead letters for what finally fails.
 SCHEDULER = "crawler.scheduler.DelayedScheduler"
+# Scrapy 2.19's downloader does not enforce per-slot concurrency (see crawler/downloader.py).
+DOWNLOADER = "crawler.downloader.SlotLimitedDownloader"
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.retry.RetryMiddleware": 550,
@@ -56,6 +58,7 @@ EXTENSIONS = {
     "extensions.accounting.ProductAccounting": 100,
     "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.stats_dump.StatsDump": 900,
+    "extensions.prometheus.PrometheusExporter": 950,
 }
 
 LOG_LEVEL = "INFO"

@@ -3,6 +3,9 @@
 Pure storage, no Scrapy or Twisted: :class:`ProductStore` writes batches of
 :class:`ProductRow` / :class:`RejectRow` in one transaction each, and is meant
 to be used by ONE thread at a time (the store pipeline's writer thread).
+:func:`open_engine` makes the engine (URL checks, SQLite set-up, one-line
+:class:`DatabaseError`) of every store of the database: products here, dead
+letters in ``pipelines/dead_letter_store.py``.
 
 Timestamps are stored as ISO-8601 UTC strings with millisecond precision
 (``2024-05-01T12:00:00.000Z``, see :func:`utc_iso`), the same on every
@@ -52,7 +55,9 @@ __all__ = [
     "ProductStore",
     "RejectRow",
     "StoreWriteError",
+    "dialect_insert",
     "metadata",
+    "open_engine",
     "products",
     "rejected_items",
     "utc_iso",
@@ -264,6 +269,114 @@ def _chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+def open_engine(url: str, *, sqlite_busy_timeout: float = 5.0, echo: bool = False) -> tuple[Engine, str]:
+    """The engine of the database URL ``url``, connected once, and the URL to show (password hidden).
+
+    Shared by every store of the database (products, dead letters).  SQLite:
+    the file's directory is created, connections may move between threads,
+    WAL mode, ``busy_timeout``, and transactions begun with the execution
+    option ``store_write=True`` start with ``BEGIN IMMEDIATE``.  Raises
+    :class:`DatabaseError` (one line, password masked) when the URL is
+    invalid, unsupported, or the database cannot be opened.
+    """
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError, TypeError) as e:
+        raise DatabaseError(f"invalid DATABASE_URL {_mask(str(url))!r}: {one_line(e)}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        raise DatabaseError(
+            f"invalid DATABASE_URL {shown!r}: unsupported database dialect {backend!r}"
+            f" (supported: {', '.join(SUPPORTED_DIALECTS)})"
+        )
+    kwargs: dict[str, Any] = {"echo": echo}
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False}
+        if _sqlite_is_memory(parsed):
+            # one connection shared by the creating and the writer thread
+            kwargs["poolclass"] = StaticPool
+        else:
+            _make_parent_dir(parsed, shown)
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except exc.NoSuchModuleError as e:
+        raise DatabaseError(
+            f"invalid DATABASE_URL {shown!r}: unknown database dialect/driver {parsed.drivername!r}"
+            f" ({one_line(e)})"
+        ) from None
+    except ImportError as e:
+        raise DatabaseError(
+            f"invalid DATABASE_URL {shown!r}: database driver for {parsed.drivername!r} is not installed"
+            f" ({one_line(e)})"
+        ) from None
+    except (exc.ArgumentError, ValueError, TypeError) as e:
+        raise DatabaseError(f"invalid DATABASE_URL {shown!r}: {one_line(e)}") from None
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        _setup_sqlite(engine, sqlite_busy_timeout)
+    elif dialect != "postgresql":  # pragma: no cover - get_backend_name() was checked above
+        engine.dispose()
+        raise DatabaseError(f"invalid DATABASE_URL {shown!r}: unsupported database dialect {dialect!r}")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except exc.SQLAlchemyError as e:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {shown}: {one_line(e)}") from None
+    return engine, shown
+
+
+def dialect_insert(dialect: str) -> Any:
+    """The dialect's ``insert`` construct (with ``on_conflict_do_update``)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+def _make_parent_dir(url: URL, shown: str) -> None:
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("1", "true") or database.startswith("file:"):
+        return  # an SQLite URI filename: left to SQLite
+    parent = os.path.dirname(os.path.abspath(database))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        reason = "Not a directory" if isinstance(e, FileExistsError) else (e.strerror or str(e))
+        raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
+
+
+def _setup_sqlite(engine: Engine, busy_timeout: float) -> None:
+    busy_ms = max(0, int(busy_timeout * 1000))
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy emits BEGIN itself (below), not the sqlite3 module
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        # a write transaction takes the write lock at once: it waits up to
+        # busy_timeout for another writer, instead of failing when a read
+        # transaction upgrades; reads do not take it at all
+        if conn.get_execution_options().get("store_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+
+
 # --- the store -------------------------------------------------------------------
 
 
@@ -293,100 +406,13 @@ class ProductStore:
         self.retries = max(0, int(retries))
         self.retry_delay = max(0.0, float(retry_delay))
         self._sleep = sleep
-        try:
-            parsed = make_url(url)
-        except (exc.ArgumentError, ValueError, TypeError) as e:
-            raise DatabaseError(f"invalid DATABASE_URL {_mask(str(url))!r}: {one_line(e)}") from None
-        shown = parsed.render_as_string(hide_password=True)
-        self.url_shown = shown
-        backend = parsed.get_backend_name()
-        if backend not in SUPPORTED_DIALECTS:
-            raise DatabaseError(
-                f"invalid DATABASE_URL {shown!r}: unsupported database dialect {backend!r}"
-                f" (supported: {', '.join(SUPPORTED_DIALECTS)})"
-            )
-        kwargs: dict[str, Any] = {"echo": echo}
-        if backend == "sqlite":
-            kwargs["connect_args"] = {"check_same_thread": False}
-            if _sqlite_is_memory(parsed):
-                # one connection shared by the creating and the writer thread
-                kwargs["poolclass"] = StaticPool
-            else:
-                self._make_parent_dir(parsed, shown)
-        else:
-            kwargs["pool_pre_ping"] = True
-        try:
-            self.engine: Engine = create_engine(parsed, **kwargs)
-        except exc.NoSuchModuleError as e:
-            raise DatabaseError(
-                f"invalid DATABASE_URL {shown!r}: unknown database dialect/driver {parsed.drivername!r}"
-                f" ({one_line(e)})"
-            ) from None
-        except ImportError as e:
-            raise DatabaseError(
-                f"invalid DATABASE_URL {shown!r}: database driver for {parsed.drivername!r} is not installed"
-                f" ({one_line(e)})"
-            ) from None
-        except (exc.ArgumentError, ValueError, TypeError) as e:
-            raise DatabaseError(f"invalid DATABASE_URL {shown!r}: {one_line(e)}") from None
+        self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite":
-            self._setup_sqlite(sqlite_busy_timeout)
-            from sqlalchemy.dialects.sqlite import insert
-        elif self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:  # pragma: no cover - get_backend_name() was checked above
-            self.engine.dispose()
-            raise DatabaseError(f"invalid DATABASE_URL {shown!r}: unsupported database dialect {self.dialect!r}")
-        self._build_statements(insert)
+        self._build_statements(dialect_insert(self.dialect))
         #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
         self._writer = self.engine.execution_options(store_write=True)
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except exc.SQLAlchemyError as e:
-            self.engine.dispose()
-            raise DatabaseError(f"cannot open database {shown}: {one_line(e)}") from None
 
     # -- setup
-
-    @staticmethod
-    def _make_parent_dir(url: URL, shown: str) -> None:
-        database = url.database or ""
-        if str(url.query.get("uri", "")).lower() in ("1", "true") or database.startswith("file:"):
-            return  # an SQLite URI filename: left to SQLite
-        parent = os.path.dirname(os.path.abspath(database))
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as e:
-            reason = "Not a directory" if isinstance(e, FileExistsError) else (e.strerror or str(e))
-            raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
-
-    def _setup_sqlite(self, busy_timeout: float) -> None:
-        busy_ms = max(0, int(busy_timeout * 1000))
-
-        def on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # SQLAlchemy emits BEGIN itself (below), not the sqlite3 module
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-            finally:
-                cursor.close()
-
-        def on_begin(conn: Connection) -> None:
-            # a write transaction takes the write lock at once: it waits up to
-            # busy_timeout for another writer, instead of failing when a read
-            # transaction upgrades; reads do not take it at all
-            if conn.get_execution_options().get("store_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
-
-        event.listen(self.engine, "connect", on_connect)
-        event.listen(self.engine, "begin", on_begin)
 
     def _build_statements(self, insert: Any) -> None:
         p = products.c

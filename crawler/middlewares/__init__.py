@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.http.request import NO_CALLBACK
 
 from crawler.failures import Failure
 from crawler.signals import request_dead_lettered
@@ -21,8 +22,13 @@ def give_up(
     """Announce that ``request`` is given up: the dead-letter queue records it.
 
     Sends :data:`crawler.signals.request_dead_lettered` and counts
-    ``giveup/<kind>/<reason>`` in the stats.
+    ``giveup/<kind>/<reason>`` in the stats.  Scrapy's own internal requests
+    (``callback=NO_CALLBACK``, e.g. robots.txt) are not dead-lettered: their
+    owner handles the failure (a missing robots.txt allows everything).
     """
+    if request.callback is NO_CALLBACK:
+        crawler.stats.inc_value("giveup/internal")
+        return
     crawler.stats.inc_value(f"giveup/{failure.kind}/{failure.reason}")
     crawler.signals.send_catch_log(
         signal=request_dead_lettered,

@@ -189,10 +189,11 @@ class AdaptiveConcurrencyMiddleware:
         decision = domain.judge.decide(sample, self.system.verdict, self.bounds)
         old_limit, old_delay = domain.sensor.limit, domain.delay
         domain.sensor.limit = decision.limit
-        if decision.action == "decrease" or (decision.action == "hold" and sample.overload_share > 0.0):
-            if decision.limit <= self.bounds.min and sample.overload + sample.timeouts > 0:
-                domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
-        elif decision.action == "increase" or sample.overload + sample.timeouts == 0:
+        overloaded = max(sample.overload_share, sample.timeout_share) > self.aimd.overload_share
+        if overloaded and decision.limit <= self.bounds.min:
+            # still overloaded at the minimum concurrency: space the requests out
+            domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
+        elif not overloaded:
             domain.delay = max(self.delay_min, domain.delay / 2 if domain.delay / 2 > 0.01 else 0.0)
         self.stats.inc_value(f"adaptive/decisions/{decision.action}")
         self.stats.set_value(f"adaptive/concurrency/{domain.key}", domain.sensor.limit)

@@ -33,6 +33,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.misc import load_object
 
 from crawler import defaults
@@ -117,7 +118,15 @@ class RetryMiddleware:
         max_retry_times = request.meta.get("max_retry_times")
         if max_retry_times is not None and not self.crawler.settings.getbool("RETRY_ENABLED"):
             max_retry_times = 0
-        return policy if max_retry_times is None else policy.with_(max_retries=int(max_retry_times))
+        if max_retry_times is not None:
+            policy = policy.with_(max_retries=int(max_retry_times))
+        if request.callback is NO_CALLBACK:
+            # Scrapy's internal requests (robots.txt): Scrapy's RobotsTxtMiddleware
+            # holds every request of the domain, each with a concurrency slot,
+            # until robots.txt is settled, so it fails fast (once retried within
+            # a second; a robots.txt that cannot be fetched allows everything).
+            policy = policy.with_(max_retries=min(policy.max_retries, 1), cap=min(policy.cap, 1.0))
+        return policy
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         if request.meta.get("dont_retry", False):

@@ -72,9 +72,11 @@ class CatalogSpider(TwoStageSpider):
 
         ``site``: the profile's name when ``-a site=NAME`` finds this file
         (``SITE_PROFILES_DIR``), else its absolute path.  ``start_url``: when the
-        spider crawls exactly one start URL with its host as the only allowed
-        domain (what ``-a start_url`` makes; recreating a profile of that shape
-        with it changes nothing).
+        spider crawls exactly one start URL (what ``-a start_url`` makes;
+        recreating a profile of that shape with it changes nothing).
+        ``allowed_domains``: unless they are what the other arguments make
+        (the start URL's host), as ``-a allowed_domains`` (applied after
+        ``start_url``) would set them.
         """
         from pathlib import Path
         from urllib.parse import urlsplit
@@ -85,9 +87,11 @@ class CatalogSpider(TwoStageSpider):
         directory = defaults.get(getattr(self, "settings", None), "SITE_PROFILES_DIR")
         by_name = (Path(directory) if directory else PROFILES_DIR) / f"{path.stem}.toml"
         args = {"site": path.stem if by_name.resolve() == path else str(path)}
-        starts, domains = self.site_profile.start_urls, self.site_profile.allowed_domains
-        if len(starts) == 1 and tuple(domains) == ((urlsplit(starts[0]).hostname or ""),):
+        starts, domains = self.site_profile.start_urls, tuple(self.site_profile.allowed_domains)
+        if len(starts) == 1:
             args["start_url"] = starts[0]
+        if len(starts) != 1 or domains != ((urlsplit(starts[0]).hostname or ""),):
+            args["allowed_domains"] = ",".join(domains)
         return args
 
     def product_urls(self, response: Response) -> Iterable[str]:
