@@ -109,7 +109,7 @@ def stat_families(stats: Mapping[str, Any], collisions: set[str] | None = None) 
     ``collisions``, so the caller can warn once).
     """
     families: dict[str, Metric] = {}
-    for key in sorted(stats):
+    for key in sorted(k for k in stats if isinstance(k, str)):
         sample = stat_sample(key, stats[key])
         if sample is None:
             continue
@@ -126,7 +126,7 @@ def stat_families(stats: Mapping[str, Any], collisions: set[str] | None = None) 
 
 def _by_prefix(stats: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     """(rest of the key, value) of every stat ``<prefix><rest>`` with a non-empty rest, sorted."""
-    for key in sorted(stats):
+    for key in sorted(k for k in stats if isinstance(k, str)):
         if key.startswith(prefix) and len(key) > len(prefix):
             yield key[len(prefix) :], stats[key]
 

@@ -60,6 +60,9 @@ from crawler.scheduler import NOT_BEFORE
 logger = logging.getLogger(__name__)
 
 OVERLOAD_STATUSES = frozenset({429, 503})
+#: The delay grows only when the overload share is this many times the judge's threshold
+#: (a few random 503s at the minimum concurrency are not a reason to crawl slower still).
+DELAY_OVERLOAD_FACTOR = 4
 #: Seconds a list page waits before checking the backpressure again.
 BACKPRESSURE_RECHECK = 0.5
 
@@ -189,8 +192,9 @@ class AdaptiveConcurrencyMiddleware:
         decision = domain.judge.decide(sample, self.system.verdict, self.bounds)
         old_limit, old_delay = domain.sensor.limit, domain.delay
         domain.sensor.limit = decision.limit
-        overloaded = max(sample.overload_share, sample.timeout_share) > self.aimd.overload_share
-        if overloaded and decision.limit <= self.bounds.min:
+        share = max(sample.overload_share, sample.timeout_share)
+        overloaded = share > self.aimd.overload_share
+        if share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
             # still overloaded at the minimum concurrency: space the requests out
             domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
         elif not overloaded:
