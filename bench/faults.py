@@ -1,0 +1,93 @@
+"""Stock Scrapy retries vs ours on a misbehaving shop: products lost, total time.
+
+    python bench/faults.py [--products 3000] [--fault-rate 0.1] [--outage 3:10]
+
+The same ``catalog`` crawl (same store, same shop: 10% transient faults of
+every kind plus a 10-second outage starting 3 s into the crawl) twice:
+
+(a) Scrapy's stock ``RetryMiddleware`` (RETRY_TIMES=2, immediate retries),
+    the project's retry and circuit-breaker middlewares disabled;
+(b) the project's defaults: classified retries with backoff that waits in
+    the scheduler, Retry-After, per-domain circuit breakers, dead letters.
+
+A product is lost when it should have been saved (``demoshop truth``) but is
+not in the database.  Last line: products saved (b)/(a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from demoshop.catalogue import Catalogue  # noqa: E402
+from demoshop.process import ShopProcess  # noqa: E402
+
+STOCK = json.dumps({
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": 550,
+    "crawler.middlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": None,
+    "crawler.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 580,
+})
+CASES = {
+    "(a) stock RetryMiddleware": ["-s", f"DOWNLOADER_MIDDLEWARES={STOCK}", "-s", "RETRY_TIMES=2"],
+    "(b) ours (project defaults)": [],
+}
+
+
+def crawl(shop: ShopProcess, workdir: Path, name: str, extra: list[str]) -> tuple[dict, set[str], int]:
+    db = workdir / f"{name}.db"
+    stats_dir = workdir / f"stats-{name}"
+    cmd = [
+        sys.executable, "-m", "scrapy", "crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
+        "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={stats_dir}", "-s", "LOG_LEVEL=WARNING",
+        "-s", "DOWNLOAD_TIMEOUT=2", "-s", "PROMETHEUS_ENABLED=False", *extra,
+    ]  # fmt: skip
+    subprocess.run(cmd, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+    (dump,) = stats_dir.glob("catalog-*.json")
+    stats = json.loads(dump.read_text())["stats"]
+    with sqlite3.connect(db) as conn:
+        keys = {k for (k,) in conn.execute("SELECT key FROM products")}
+        tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] if "dead_letters" in tables else 0
+    return stats, keys, dead
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--fault-rate", default="0.1")
+    parser.add_argument("--outage", default="3:10")
+    args = parser.parse_args()
+    wanted = {t["key"] for t in Catalogue(args.products, args.seed).truth() if t["expected"] == "saved"}
+    shop_args = ["--fault-rate", args.fault_rate, "--outage", args.outage, "--hang-seconds", "5"]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (label, extra) in enumerate(CASES.items()):
+            # a fresh shop per case: the outage starts at each crawl's first request
+            with ShopProcess(products=args.products, seed=args.seed, extra_args=shop_args) as shop:
+                stats, keys, dead = crawl(shop, Path(tmp), f"case{n}", extra)
+            results[label] = (stats, keys, dead)
+    print(f"shop: {args.products} products ({len(wanted)} valid), {float(args.fault_rate):.0%} transient faults,"
+          f" outage {args.outage} (start:seconds)")
+    print(f"{'case':<30} {'saved':>6} {'lost':>6} {'dead letters':>13} {'retries':>8} {'time s':>7}")
+    for label, (stats, keys, dead) in results.items():
+        saved = len(keys & wanted)
+        print(f"{label:<30} {saved:>6} {len(wanted) - saved:>6} {dead:>13} {stats.get('retry/count', 0):>8}"
+              f" {float(stats['elapsed_time_seconds']):>7.1f}")
+    (stock_stats, stock_keys, _), (our_stats, our_keys, _) = results.values()
+    stock_saved, our_saved = len(stock_keys & wanted), len(our_keys & wanted)
+    print(f"faults: products saved ours/stock = {our_saved / max(stock_saved, 1):.2f}x"
+          f" (stock lost {len(wanted) - stock_saved}, ours lost {len(wanted) - our_saved})")
+
+
+if __name__ == "__main__":
+    main()
