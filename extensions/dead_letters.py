@@ -45,9 +45,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from crawler import defaults
 from crawler.errors import ConfigError
@@ -60,6 +58,7 @@ from pipelines.dead_letter_store import (
     WriteResult,
     canonical_args,
 )
+from pipelines.writer_thread import WriterThread
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -328,8 +327,7 @@ class DeadLetterQueue:
         self._removals: set[int] = set()
         self._failed_again: set[int] = set()  # dlq ids dead-lettered again in this crawl
         self._timer: IDelayedCall | None = None
-        self._pool: ThreadPool | None = None
-        self._shutdown_trigger: Any = None
+        self._writer = WriterThread("dlq-writer")
         self._inflight: set[Deferred[Any]] = set()
         self._closing = False
         self._closed = False
@@ -456,7 +454,7 @@ class DeadLetterQueue:
         self._flush()
         while self._inflight:
             await maybe_deferred_to_future(DeferredList(list(self._inflight), consumeErrors=True))
-        self._stop_pool()
+        self._writer.stop()
         self.store.close()
         self._closed = True
         reasons = ", ".join(f"{name} {n}" for name, n in self.added.most_common())
@@ -471,17 +469,14 @@ class DeadLetterQueue:
 
     def engine_stopped(self) -> None:
         """Make sure the writer thread is stopped and the connections closed."""
-        self._stop_pool()
+        self._writer.stop()
         self.store.close()
 
     # -- reads for the requeue middleware
 
     def read(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
         """Run ``func(*args, **kwargs)`` (a store read) on the writer thread, in order with the writes."""
-        from twisted.internet import reactor
-
-        self._start_pool()
-        return deferToThreadPool(reactor, self._pool, func, *args, **kwargs)
+        return self._writer.run(func, *args, **kwargs)
 
     # -- buffering and writing
 
@@ -513,10 +508,7 @@ class DeadLetterQueue:
             except Exception:
                 self._write_failed(Failure(), rows, removals)
             return
-        from twisted.internet import reactor
-
-        self._start_pool()
-        d: Deferred[Any] = deferToThreadPool(reactor, self._pool, self.store.write, rows, removals)
+        d: Deferred[Any] = self._writer.run(self.store.write, rows, removals)
         d.addCallbacks(self._written, self._write_failed, errbackArgs=(rows, removals))
         d.addBoth(self._write_done, d)
         self._inflight.add(d)
@@ -551,30 +543,6 @@ class DeadLetterQueue:
         for row in rows:  # at least the log keeps them
             logger.error("Dead letter not stored: %s %s: %s %s", row.method, row.url, row.failure_class, row.reason)
 
-    # -- thread
-
-    def _start_pool(self) -> None:
-        if self._pool is not None:
-            return
-        from twisted.internet import reactor
-
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="dlq-writer")
-        self._pool.start()
-        # a reactor stopping without spider_closed still runs the queued writes, then joins the thread
-        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
-
-    def _stop_pool(self) -> None:
-        if self._shutdown_trigger is not None:
-            from twisted.internet import reactor
-
-            try:
-                reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            except (ValueError, KeyError, TypeError):
-                pass  # already fired
-            self._shutdown_trigger = None
-        pool, self._pool = self._pool, None
-        if pool is not None and pool.started:
-            pool.stop()
 
 
 # --- the requeue middleware -------------------------------------------------------------------

@@ -29,9 +29,7 @@ from scrapy import signals
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from crawler import defaults
 from crawler.items import canonical_json, hash_text
@@ -43,6 +41,7 @@ from pipelines.database import (
     RejectRow,
     StoreWriteError,
 )
+from pipelines.writer_thread import WriterThread
 
 if TYPE_CHECKING:
     from typing import Self
@@ -120,8 +119,7 @@ class StorePipeline:
         self._products: list[ProductRow] = []
         self._rejects: list[RejectRow] = []
         self._timer: IDelayedCall | None = None
-        self._pool: ThreadPool | None = None
-        self._shutdown_trigger: Any = None
+        self._writer = WriterThread("store-writer")
         self._pending = 0  # batches handed to the writer, not finished
         self._inflight: set[Deferred[None]] = set()
         self._room_waiters: list[Deferred[None]] = []
@@ -164,7 +162,7 @@ class StorePipeline:
         for name in (*STAT_KEYS, "backpressure_waits"):
             self.stats.set_value(f"store/{name}", 0)
         self.stats.set_value("store/write_seconds", 0.0)
-        self._start_pool()
+        self._writer.start()
 
     async def process_item(self, item: Any) -> Any:
         """Buffer the item's row; drop rejected items (after buffering them); wait when the writer lags."""
@@ -213,7 +211,7 @@ class StorePipeline:
         if self._inflight:
             await maybe_deferred_to_future(DeferredList(list(self._inflight), consumeErrors=True))
         self._release_waiters()
-        self._stop_pool()
+        self._writer.stop()
         self.store.close()
         self._closed = True
         t = self._totals
@@ -234,7 +232,7 @@ class StorePipeline:
 
     def engine_stopped(self) -> None:
         """Signal handler: make sure the thread is stopped and the connections closed."""
-        self._stop_pool()
+        self._writer.stop()
         self.store.close()
 
     # -- buffering
@@ -281,12 +279,9 @@ class StorePipeline:
             except Exception:
                 self._write_failed(Failure(), len(products) + len(rejects))
             return
-        self._start_pool()
-        from twisted.internet import reactor
-
         self._pending += 1
         rows = len(products) + len(rejects)
-        d: Deferred[Any] = deferToThreadPool(reactor, self._pool, self.store.write_batch, products, rejects)
+        d: Deferred[Any] = self._writer.run(self.store.write_batch, products, rejects)
         d.addCallbacks(self._written, self._write_failed, errbackArgs=(rows,))
         d.addBoth(self._batch_done)
         self._inflight.add(d)
@@ -372,31 +367,6 @@ class StorePipeline:
         if isinstance(d, Deferred):
             d.addErrback(lambda f: logger.error("Store: cannot close the spider: %s", f.getErrorMessage()))
 
-    # -- thread
-
-    def _start_pool(self) -> None:
-        if self._pool is not None:
-            return
-        from twisted.internet import reactor
-
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="store-writer")
-        self._pool.start()
-        # a reactor stopping without close_spider() (e.g. a forced shutdown)
-        # still runs the queued writes, then joins the thread
-        self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
-
-    def _stop_pool(self) -> None:
-        if self._shutdown_trigger is not None:
-            from twisted.internet import reactor
-
-            try:
-                reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            except (ValueError, KeyError, TypeError):
-                pass  # already fired
-            self._shutdown_trigger = None
-        pool, self._pool = self._pool, None
-        if pool is not None and pool.started:
-            pool.stop()
 
 
 def _exc_info(failure: Failure) -> tuple[Any, Any, Any]:
