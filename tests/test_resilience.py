@@ -184,3 +184,43 @@ def test_dead_host_is_dead_lettered_and_does_not_slow_the_healthy_one(tmp_path):
         details = [e["t"] for e in request_log(log) if e["path"].startswith("/csa_product/")]
         rates[share] = len(details) / (max(details) - min(details))
     assert rates[0.25] >= 0.5 * rates[0.0], rates
+
+
+def test_jobdir_keeps_requests_waiting_for_backoff(tmp_path):
+    """Pause while retries wait for their backoff, resume: they are still there, and due later."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT, scrapy_command
+
+    db, job = tmp_path / "db.sqlite", tmp_path / "job"
+    # every page fails once; list pages retry at once, product pages after 6 s
+    args = ["--fault-rate", "1", "--fault-mix", "503:1", "--fault-max-consecutive", "1"]
+    settings = [
+        "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"JOBDIR={job}",
+        "-s", "RETRY_BACKOFF=fixed", "-s", "RETRY_JITTER=none", "-s", "RETRY_BACKOFF_BASE=6",
+        "-s", 'RETRY_POLICIES={"list": {"base": 0.05}}',
+        "-s", "CIRCUIT_BREAKER_ENABLED=False", "-s", "ADAPTIVE_ENABLED=False", "-s", "PROMETHEUS_ENABLED=False",
+    ]  # fmt: skip
+    with ShopProcess(products=60, seed=17, extra_args=args) as shop:
+        cmd = scrapy_command("crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}", *settings)
+        first = subprocess.Popen(
+            [*cmd, "-s", f"STATS_DUMP_DIR={tmp_path / 's1'}"], cwd=ROOT, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(3)  # list pages done, every product request waiting for its 6 s backoff
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+        (dump,) = (tmp_path / "s1").glob("catalog-*.json")
+        stats = json.loads(dump.read_text())["stats"]
+        assert stats["finish_reason"] == "shutdown", err[-2000:]
+        assert stats.get("item_scraped_count", 0) == 0
+        assert stats["scheduler/delayed"] >= 60
+        second = subprocess.run(
+            [*cmd, "-s", f"STATS_DUMP_DIR={tmp_path / 's2'}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert second.returncode == 0, second.stderr[-2000:]
+    (dump,) = (tmp_path / "s2").glob("catalog-*.json")
+    resumed = json.loads(dump.read_text())["stats"]
+    assert resumed["finish_reason"] == "finished"
+    assert saved_keys(db) == expected_saved(truth(60, 17))
