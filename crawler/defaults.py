@@ -113,3 +113,17 @@ PROMETHEUS_PORT: int | list[int] = [9410, 9430]
 PROMETHEUS_HOST = "127.0.0.1"
 #: URL path of the metrics page: http://HOST:PORT/PATH.
 PROMETHEUS_PATH = "metrics"
+
+# --- progress and ETA (extensions/progress.py) --------------------------------
+#: Estimate the crawl's progress and ETA, count per-stage timings, log the progress line.
+PROGRESS_ENABLED = True
+#: Seconds between progress estimates (the ``progress/*`` and ``stages/*`` stats); 0: only
+#: at each progress line and at close.  The line itself comes every ``LOGSTATS_INTERVAL``.
+PROGRESS_INTERVAL = 1.0
+#: Half-life (seconds) of the completion rates the ETA divides by: shorter follows a
+#: rate change faster, longer is steadier.
+PROGRESS_HALF_LIFE = 10.0
+
+# --- live stats dump (extensions/stats_dump.py) -------------------------------
+#: Rewrite the JSON stats dump (atomically) this often during the crawl (seconds); 0: only at close.
+STATS_DUMP_INTERVAL = 10.0

@@ -55,12 +55,17 @@ SPIDER_MIDDLEWARES = {
 }
 
 EXTENSIONS = {
+    # the progress line (every LOGSTATS_INTERVAL) replaces Scrapy's LogStats
+    "scrapy.extensions.logstats.LogStats": None,
     "extensions.accounting.ProductAccounting": 100,
+    "extensions.progress.ProgressReporter": 200,
     "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.stats_dump.StatsDump": 900,
     "extensions.prometheus.PrometheusExporter": 950,
 }
 
 LOG_LEVEL = "INFO"
+# Seconds between progress lines (extensions/progress.py); Scrapy's default is 60.
+LOGSTATS_INTERVAL = 10.0
 FEED_EXPORT_ENCODING = "utf-8"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
