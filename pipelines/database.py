@@ -380,18 +380,21 @@ def _setup_sqlite(engine: Engine, busy_timeout: float) -> None:
 # --- the store -------------------------------------------------------------------
 
 
-class ProductStore:
-    """Writes product and reject rows to ``url`` (an SQLAlchemy database URL).
+class SqlStore:
+    """An engine on ``url`` (an SQLAlchemy database URL) for one writer thread.
 
     The constructor creates the engine and connects once, raising
     :class:`DatabaseError` (one line, password masked) when it cannot.  A
     store is used by one thread at a time; it may be created in one thread
-    and used in another (the store pipeline's writer thread).
+    and used in another (a writer thread).
 
-    ``retries`` / ``retry_delay``: attempts of a batch that failed with a
-    transient error (e.g. "database is locked") before it is split.
+    ``retries`` / ``retry_delay``: attempts of a write that failed with a
+    transient error (e.g. "database is locked").
     ``sqlite_busy_timeout``: seconds an SQLite writer waits for a lock.
+    ``TABLES``: the tables :meth:`create_schema` creates (None: all).
     """
+
+    TABLES: list[Table] | None = None
 
     def __init__(
         self,
@@ -408,9 +411,30 @@ class ProductStore:
         self._sleep = sleep
         self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
         self.dialect = self.engine.dialect.name
-        self._build_statements(dialect_insert(self.dialect))
         #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
         self._writer = self.engine.execution_options(store_write=True)
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet."""
+        try:
+            metadata.create_all(self.engine, tables=self.TABLES)
+        except exc.SQLAlchemyError as e:
+            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+class ProductStore(SqlStore):
+    """Writes product and reject rows (tables ``products`` and ``rejected_items``).
+
+    A failed batch is retried ``retries`` times, then split to isolate bad rows.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self._build_statements(dialect_insert(self.dialect))
 
     # -- setup
 
@@ -505,17 +529,6 @@ class ProductStore:
             conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
         return run_core
-
-    def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
-        try:
-            metadata.create_all(self.engine)
-        except exc.SQLAlchemyError as e:
-            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
-
-    def close(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
 
     # -- writing
 

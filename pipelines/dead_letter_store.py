@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -46,13 +46,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from pipelines.database import (
     IN_CHUNK,
     SITE_LENGTH,
-    DatabaseError,
+    SqlStore,
     _chunks,
     _is_transient,
     dialect_insert,
     metadata,
     one_line,
-    open_engine,
     utc_iso,
 )
 
@@ -256,7 +255,7 @@ class DeadLetterWriteError(Exception):
     """A write failed for good (the database stays locked, is gone, ...): one-line message."""
 
 
-class DeadLetterStore:
+class DeadLetterStore(SqlStore):
     """The ``dead_letters`` table of the database at ``url`` (an SQLAlchemy URL).
 
     The constructor connects once and raises
@@ -266,34 +265,11 @@ class DeadLetterStore:
     (e.g. "database is locked") before :class:`DeadLetterWriteError`.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        retries: int = 2,
-        retry_delay: float = 0.5,
-        sqlite_busy_timeout: float = 5.0,
-        echo: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.retries = max(0, int(retries))
-        self.retry_delay = max(0.0, float(retry_delay))
-        self._sleep = sleep
-        self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
-        self.dialect = self.engine.dialect.name
+    TABLES = [dead_letters]
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
         self.upsert = upsert_statement(self.dialect)
-        self._writer = self.engine.execution_options(store_write=True)
-
-    def create_schema(self) -> None:
-        """Create the ``dead_letters`` table if it does not exist yet."""
-        try:
-            metadata.create_all(self.engine, tables=[dead_letters])
-        except exc.SQLAlchemyError as e:
-            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
-
-    def close(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
 
     # -- writing
 
