@@ -28,6 +28,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/throughput.py
+	$(PY) bench/faults.py
+	$(PY) bench/adaptive.py
+	$(PY) bench/eta.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) data stats .pytest_cache .ruff_cache

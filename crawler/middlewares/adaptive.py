@@ -11,8 +11,10 @@ flood of 429/503s), :class:`~crawler.adaptive.Judge` decides the new limit
 (AIMD within the crawl profile's bounds).
 
 Act: the limit is the download slot's ``concurrency``; it is re-applied to
-the slot on every request, so it survives Scrapy's idle-slot cleanup (a
-recreated slot would start from ``CONCURRENT_REQUESTS_PER_DOMAIN``).
+the slot on every request (in ``process_request`` and when the request
+reaches the downloader, i.e. once its slot exists), so it survives Scrapy's
+idle-slot cleanup (a recreated slot would start from
+``CONCURRENT_REQUESTS_PER_DOMAIN``).
 ``CONCURRENT_REQUESTS_PER_DOMAIN`` caps the maximum and ``DOWNLOAD_DELAY``
 is the minimum delay, so those stay hard limits.  A
 domain still overloaded at its minimum concurrency gets a growing delay
@@ -26,7 +28,9 @@ stays bounded on a catalogue of any size.  Detail requests also have the
 higher priority (``TwoStageSpider``).
 
 Stats: ``adaptive/concurrency/<domain>``, ``adaptive/delay/<domain>``,
-``adaptive/decisions/<action>``, ``backpressure/parked``.  Decisions are
+``adaptive/decisions/<action>``, ``adaptive/stale_overloads`` (429/503s of
+requests already in flight at the last decrease: not judged again),
+``backpressure/parked``.  Decisions are
 logged at DEBUG.
 """
 
@@ -36,6 +40,7 @@ import logging
 import os
 import time
 from typing import Any, Self
+from weakref import WeakSet
 
 import psutil
 from scrapy import Request, Spider, signals
@@ -76,6 +81,8 @@ class Domain:
         self.judge = Judge(config)
         self.delay = delay
         self.last = now
+        #: Requests in flight when the limit was last decreased: their overloads are stale.
+        self.in_flight_at_cut: WeakSet[Request] = WeakSet()
 
 
 class AdaptiveConcurrencyMiddleware:
@@ -119,12 +126,13 @@ class AdaptiveConcurrencyMiddleware:
         mw = cls(crawler)
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(mw.request_reached_downloader, signal=signals.request_reached_downloader)
         return mw
 
     # -- signals -----------------------------------------------------------------
     def spider_opened(self, spider: Spider) -> None:
         self._loop = LoopingCall(self.tick)
-        self._tick_expected = self.clock()
+        self._tick_expected = self.clock() + self.interval  # the first tick is one interval away
         self._loop.start(self.interval, now=False)
 
     def spider_closed(self, spider: Spider) -> None:
@@ -138,15 +146,24 @@ class AdaptiveConcurrencyMiddleware:
             parked.meta[NOT_BEFORE] = time.time() + BACKPRESSURE_RECHECK
             self.stats.inc_value("backpressure/parked")
             return parked
+        self._apply(request)
+        return None
+
+    def request_reached_downloader(self, request: Request, spider: Spider) -> None:
+        # The downloader creates a missing slot (with CONCURRENT_REQUESTS_PER_DOMAIN) after
+        # process_request, then sends this signal, then starts the slot's queue: applied here,
+        # the limit also holds for the first request of a slot recreated after the cleanup.
+        self._apply(request)
+
+    def _apply(self, request: Request) -> None:
+        """Re-applied on every request: survives the downloader's idle-slot cleanup."""
         key, slot = self._slot(request)
         domain = self._domain(key)
         if slot is not None:
-            # re-applied on every request: survives the downloader's idle-slot cleanup
             if slot.concurrency != domain.sensor.limit:
                 slot.concurrency = domain.sensor.limit
             if slot.delay != domain.delay:
                 slot.delay = domain.delay
-        return None
 
     def process_response(self, request: Request, response: Response) -> Response:
         status = response.status
@@ -174,16 +191,23 @@ class AdaptiveConcurrencyMiddleware:
         self.system.add(SystemSample(self._cpu_fraction(now), self._process.memory_info().rss, lag))
         for domain in self.domains.values():
             slot = self._downloader_slot(domain.key)
-            domain.sensor.observe_in_flight(len(slot.active) if slot is not None else 0)
+            domain.sensor.observe_in_flight(len(slot.transferring) if slot is not None else 0)
             if domain.judge.ready(domain.sensor):
                 self._decide(domain, now)
 
     def _record(self, request: Request, outcome: str) -> None:
         key, slot = self._slot(request)
         domain = self._domain(key)
-        domain.sensor.record(float(request.meta.get("download_latency") or 0.0), outcome)  # type: ignore[arg-type]
+        latency = float(request.meta.get("download_latency") or 0.0)
         if slot is not None:
-            domain.sensor.observe_in_flight(len(slot.active))
+            # in flight = being transferred; slot.active also counts requests queued in the slot
+            domain.sensor.observe_in_flight(len(slot.transferring))
+        if outcome == "overload" and request in domain.in_flight_at_cut:
+            # sent before the last decrease, which already answered it (like TCP: one decrease
+            # per window); counted, it would cut the new limit again for the old one's overload
+            self.stats.inc_value("adaptive/stale_overloads")
+            return
+        domain.sensor.record(latency, outcome)  # type: ignore[arg-type]
         if outcome == "overload" and domain.judge.urgent(domain.sensor):
             self._decide(domain, self.clock())
 
@@ -192,6 +216,11 @@ class AdaptiveConcurrencyMiddleware:
         decision = domain.judge.decide(sample, self.system.verdict, self.bounds)
         old_limit, old_delay = domain.sensor.limit, domain.delay
         domain.sensor.limit = decision.limit
+        if decision.action == "decrease":
+            slot = self._downloader_slot(domain.key)
+            # SlotLimitedDownloader counts a request as transferring from the moment it leaves
+            # the slot queue: exactly the requests sent under the old limit
+            domain.in_flight_at_cut = WeakSet(slot.transferring if slot is not None else ())
         share = max(sample.overload_share, sample.timeout_share)
         overloaded = share > self.aimd.overload_share
         if share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
