@@ -58,12 +58,11 @@ from pipelines.dead_letter_store import (
     WriteResult,
     canonical_args,
 )
-from pipelines.writer_thread import WriterThread
+from pipelines.writer_thread import FlushTimer, WriterThread
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from twisted.internet.interfaces import IDelayedCall
 
 logger = logging.getLogger(__name__)
 
@@ -326,7 +325,7 @@ class DeadLetterQueue:
         self._rows: list[DeadLetterRow] = []
         self._removals: set[int] = set()
         self._failed_again: set[int] = set()  # dlq ids dead-lettered again in this crawl
-        self._timer: IDelayedCall | None = None
+        self._timer = FlushTimer(self.flush_interval, self._flush)
         self._writer = WriterThread("dlq-writer")
         self._inflight: set[Deferred[Any]] = set()
         self._closing = False
@@ -484,20 +483,11 @@ class DeadLetterQueue:
         size = len(self._rows) + len(self._removals)
         if size >= BATCH_SIZE or self._closing:
             self._flush()
-        elif self._timer is None:
-            from twisted.internet import reactor
-
-            self._timer = reactor.callLater(self.flush_interval, self._flush_timer)
-
-    def _flush_timer(self) -> None:
-        self._timer = None
-        self._flush()
+        elif not self._timer.armed:
+            self._timer.arm()
 
     def _flush(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if not self._rows and not self._removals:
             return
         rows, removals = self._rows, self._removals

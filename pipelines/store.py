@@ -41,13 +41,12 @@ from pipelines.database import (
     RejectRow,
     StoreWriteError,
 )
-from pipelines.writer_thread import WriterThread
+from pipelines.writer_thread import FlushTimer, WriterThread
 
 if TYPE_CHECKING:
     from typing import Self
 
     from scrapy.crawler import Crawler
-    from twisted.internet.interfaces import IDelayedCall
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ class StorePipeline:
         self.max_pending = max_pending
         self._products: list[ProductRow] = []
         self._rejects: list[RejectRow] = []
-        self._timer: IDelayedCall | None = None
+        self._timer = FlushTimer(self.flush_interval, self._flush)
         self._writer = WriterThread("store-writer")
         self._pending = 0  # batches handed to the writer, not finished
         self._inflight: set[Deferred[None]] = set()
@@ -254,20 +253,11 @@ class StorePipeline:
         if size >= self.batch_size:
             self._flush()
         elif size == 1 and not self._closing:
-            from twisted.internet import reactor
-
-            self._timer = reactor.callLater(self.flush_interval, self._flush_timer)
-
-    def _flush_timer(self) -> None:
-        self._timer = None
-        self._flush()
+            self._timer.arm()
 
     def _flush(self) -> None:
         """Hand the buffered rows to the writer thread."""
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if not self._products and not self._rejects:
             return
         products, rejects = self._products, self._rejects

@@ -52,3 +52,32 @@ class WriterThread:
         pool, self._pool = self._pool, None
         if pool is not None and pool.started:
             pool.stop()
+
+
+class FlushTimer:
+    """Calls ``flush()`` once, ``interval`` seconds after :meth:`arm` (the age limit of a partial batch)."""
+
+    def __init__(self, interval: float, flush: Callable[[], None]) -> None:
+        self.interval = interval
+        self._flush = flush
+        self._call: Any = None
+
+    @property
+    def armed(self) -> bool:
+        return self._call is not None
+
+    def arm(self) -> None:
+        """Start the countdown, unless it is running already."""
+        if self._call is None:
+            from twisted.internet import reactor
+
+            self._call = reactor.callLater(self.interval, self._fire)
+
+    def cancel(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _fire(self) -> None:
+        self._call = None
+        self._flush()
