@@ -708,7 +708,7 @@ class ProductStore(SqlStore):
         """
         if self._lookup_sql is None:
             statement, values_name = self._lookups[name]
-            return list(conn.execute(statement, {"site": site, values_name: values}).tuples())
+            return [tuple(row) for row in conn.execute(statement, {"site": site, values_name: values})]
         key = (name, len(values))
         sql = self._lookup_sql.get(key)
         if sql is None:

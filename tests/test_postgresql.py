@@ -1,0 +1,70 @@
+"""The same store code on PostgreSQL: real writes and a real crawl.
+
+Runs when ``TEST_POSTGRES_URL`` names a PostgreSQL database the tests may
+empty (``.ci/run`` starts a local server and sets it); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import text
+
+from demoshop.catalogue import Catalogue
+from pipelines.database import ProductStore, metadata
+from tests.conftest import SHOP_PRODUCTS, SHOP_SEED, run_crawl
+from tests.test_store import product, reject
+
+URL = os.environ.get("TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="TEST_POSTGRES_URL is not set (no PostgreSQL server)")
+
+
+@pytest.fixture
+def store():
+    assert URL
+    store = ProductStore(URL)
+    metadata.drop_all(store.engine)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def test_batches_upsert_and_count_on_postgresql(store: ProductStore) -> None:
+    first = store.write_batch([product(i) for i in range(50)], [reject("https://shop.test/bad")])
+    assert (first.inserted, first.updated, first.unchanged, first.rejected) == (50, 0, 0, 1)
+    second = store.write_batch([product(i, version=1 if i < 5 else 0) for i in range(50)])
+    assert (second.inserted, second.updated, second.unchanged) == (0, 5, 45)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM products")).scalar_one() == 50
+        assert conn.execute(text("SELECT times FROM rejected_items")).scalar_one() == 1
+
+
+def test_one_bad_row_is_isolated_on_postgresql(store: ProductStore) -> None:
+    batch = [product(i) for i in range(20)]
+    batch[7] = product(7, key="")  # violates the CHECK constraint
+    result = store.write_batch(batch)
+    assert (result.inserted, result.isolated) == (19, 1)
+
+
+def test_crawl_into_postgresql_equals_the_truth(shop, tmp_path) -> None:
+    assert URL
+    fresh = ProductStore(URL)
+    metadata.drop_all(fresh.engine)  # the crawl creates the tables
+    fresh.close()
+    result = run_crawl(shop.list_url, tmp_path / "unused.db", tmp_path / "stats", "-s", f"DATABASE_URL={URL}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    truth = {t["key"]: t for t in Catalogue(SHOP_PRODUCTS, SHOP_SEED).truth()}
+    check = ProductStore(URL)
+    try:
+        with check.engine.connect() as conn:
+            saved = {k: json.loads(d) for k, d in conn.execute(text("SELECT key, data FROM products"))}
+            rejected = conn.execute(text("SELECT count(*) FROM rejected_items")).scalar_one()
+    finally:
+        check.close()
+    wanted = {k for k, t in truth.items() if t["expected"] == "saved"}
+    assert set(saved) == wanted
+    assert all(saved[k] == {**truth[k]["fields"], "slug": k} for k in wanted)
+    assert rejected == len(truth) - len(wanted)
+    assert result.stats["products/identity_holds"] is True
