@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crawler.errors import ConfigError
+
 # --- storage (pipelines/store.py) -------------------------------------------
 #: SQLAlchemy URL of the database products are saved to.
 DATABASE_URL = "sqlite:///data/catalog.db"
@@ -39,6 +41,20 @@ def get(settings: Any, name: str) -> Any:
     """Return setting ``name`` from ``settings``, or this module's default."""
     value = settings.get(name) if settings is not None else None
     return globals()[name] if value is None else value
+
+
+def get_number(
+    settings: Any, name: str, kind: type, minimum: float, error: type[Exception] = ConfigError
+) -> Any:
+    """Setting ``name`` as ``kind`` (int or float), at least ``minimum``; else a one-line ``error``."""
+    value = get(settings, name)
+    try:
+        converted = kind(value)
+    except (TypeError, ValueError):
+        converted = None
+    if converted is None or converted < minimum:
+        raise error(f"invalid setting {name}={value!r}: expected {kind.__name__} >= {minimum}")
+    return converted
 
 # --- retry (crawler/middlewares/retry.py) -------------------------------------
 #: Backoff between retries: "fixed", "linear" or "exponential".

@@ -288,17 +288,6 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _setting(crawler: Crawler, name: str, kind: type, minimum: float) -> Any:
-    value = defaults.get(crawler.settings, name)
-    try:
-        converted = kind(value)
-    except (TypeError, ValueError):
-        converted = None
-    if converted is None or converted < minimum:
-        raise ConfigError(f"invalid setting {name}={value!r}: expected {kind.__name__} >= {minimum}")
-    return converted
-
-
 def _exc_info(failure: Failure) -> tuple[Any, Any, Any]:
     return (failure.type, failure.value, failure.getTracebackObject())
 
@@ -342,9 +331,9 @@ class DeadLetterQueue:
         """
         if not crawler.settings.getbool("DLQ_ENABLED", defaults.DLQ_ENABLED):
             raise NotConfigured
-        flush_interval = _setting(crawler, "DLQ_FLUSH_INTERVAL", float, 0.0)
-        retries = _setting(crawler, "STORE_RETRY_TIMES", int, 0)
-        retry_delay = _setting(crawler, "STORE_RETRY_DELAY", float, 0.0)
+        flush_interval = defaults.get_number(crawler.settings, "DLQ_FLUSH_INTERVAL", float, 0.0)
+        retries = defaults.get_number(crawler.settings, "STORE_RETRY_TIMES", int, 0)
+        retry_delay = defaults.get_number(crawler.settings, "STORE_RETRY_DELAY", float, 0.0)
         drop_meta = crawler.settings.getlist("DLQ_DROP_META_KEYS", list(defaults.DLQ_DROP_META_KEYS))
         store = DeadLetterStore(str(defaults.get(crawler.settings, "DATABASE_URL")), retries=retries,
                                 retry_delay=retry_delay)  # fmt: skip

@@ -68,17 +68,6 @@ STAT_KEYS = (
 )
 
 
-def _setting(crawler: Crawler, name: str, kind: type, minimum: float) -> Any:
-    value = defaults.get(crawler.settings, name)
-    try:
-        converted = kind(value)
-    except (TypeError, ValueError):
-        converted = None
-    if converted is None or converted < minimum:
-        raise DatabaseError(f"invalid setting {name}={value!r}: expected {kind.__name__} >= {minimum}")
-    return converted
-
-
 def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
@@ -137,11 +126,11 @@ class StorePipeline:
         database cannot be used or a STORE_* setting is invalid.
         """
         url = str(defaults.get(crawler.settings, "DATABASE_URL"))
-        batch_size = _setting(crawler, "STORE_BATCH_SIZE", int, 1)
-        flush_interval = _setting(crawler, "STORE_FLUSH_INTERVAL", float, 0.0)
-        max_pending = _setting(crawler, "STORE_MAX_PENDING_BATCHES", int, 1)
-        retries = _setting(crawler, "STORE_RETRY_TIMES", int, 0)
-        retry_delay = _setting(crawler, "STORE_RETRY_DELAY", float, 0.0)
+        batch_size = defaults.get_number(crawler.settings, "STORE_BATCH_SIZE", int, 1, DatabaseError)
+        flush_interval = defaults.get_number(crawler.settings, "STORE_FLUSH_INTERVAL", float, 0.0, DatabaseError)
+        max_pending = defaults.get_number(crawler.settings, "STORE_MAX_PENDING_BATCHES", int, 1, DatabaseError)
+        retries = defaults.get_number(crawler.settings, "STORE_RETRY_TIMES", int, 0, DatabaseError)
+        retry_delay = defaults.get_number(crawler.settings, "STORE_RETRY_DELAY", float, 0.0, DatabaseError)
         store = ProductStore(url, retries=retries, retry_delay=retry_delay)
         try:
             store.create_schema()
