@@ -12,9 +12,7 @@ every kind plus a 10-second outage starting 3 s into the crawl) twice:
     breakers, dead letters.
 
 Both run at the same fixed concurrency (16, the adaptive controller off): the
-comparison is about retries.  With the controller on, random 429/503s above
-2% of the responses keep a domain at its minimum concurrency (it cannot tell
-them from overload), which makes (b) much slower, not lossier.
+comparison is about retries, not about concurrency.
 
 A product is lost when it should have been saved (``demoshop truth``) but is
 not in the database.  Last line: products saved (b)/(a).

@@ -368,7 +368,10 @@ class AimdConfig:
       yet) the step is ``max(step, floor(limit * slow_start_fraction))``.
     * ``overload_factor``: multiplicative decrease on overload or timeouts;
       ``latency_factor``: on latency inflation (a gentler signal).
-    * ``overload_share``: overload (or timeout) share above which to decrease.
+    * ``overload_share``: overload (or timeout) share above which to decrease;
+      for 429/503s, the share above the judge's ``noise`` (what the domain
+      answers even at the minimum limit, learnt there with weight
+      ``noise_learning``): a flaky site's random 503s are not overload.
     * ``error_share``: other-failure share above which not to increase.
     * ``inflated_ratio``: decrease when latency EWMA > this x baseline;
       ``near_ratio``: increase only when it is <= this x baseline (between the
@@ -387,6 +390,7 @@ class AimdConfig:
     overload_factor: float = 0.5
     latency_factor: float = 0.75
     overload_share: float = 0.02
+    noise_learning: float = 0.5
     error_share: float = 0.10
     inflated_ratio: float = 1.5
     near_ratio: float = 1.25
@@ -404,6 +408,8 @@ class AimdConfig:
             raise ValueError("need 1 <= near_ratio <= inflated_ratio")
         if not (0 <= self.overload_share < 1 and 0 <= self.error_share < 1 and 0 <= self.utilization <= 1):
             raise ValueError("shares and utilization must be fractions")
+        if not 0 <= self.noise_learning <= 1:
+            raise ValueError("noise_learning must be a fraction")
         if self.cooldown < 0 or self.ceiling_memory < 0 or self.min_samples < 0:
             raise ValueError("cooldown, ceiling_memory and min_samples must be >= 0")
 
@@ -450,6 +456,10 @@ class Judge:
         #: The limit that last overloaded the domain (429/503/timeouts), while remembered.
         self.ceiling: int | None = None
         self._ceiling_age = 0
+        #: The 429/503 share the domain shows even at the minimum limit: errors that come
+        #: whatever the load (a flaky site), not overload.  Learnt at the minimum limit,
+        #: forgotten wherever the share is lower; only the share above it is judged.
+        self.noise = 0.0
 
     def decide(self, sample: DomainSample, system: SystemVerdict, bounds: Bounds) -> Decision:
         """Judge one interval of one domain."""
@@ -466,15 +476,18 @@ class Judge:
 
         new, why, cut, overloaded = limit, "", False, False
         ratio = sample.latency_ratio
+        excess = sample.overload_share - self.noise
         if sample.count < c.min_samples:
             why = f"too few samples ({sample.count} < {c.min_samples})"
-        elif sample.overload_share > c.overload_share:
+        elif excess > c.overload_share:
             # Halve what the site actually served, if that is less than the limit: one
             # step down from a limit far above capacity, instead of one per interval.
             served = sample.served_concurrency
             base = limit if served is None else max(1, min(limit, math.ceil(served)))
             new, cut, overloaded = self._cut(limit, c.overload_factor, bounds, base), True, True
             why = f"overload: {sample.overload}/{sample.count} 429/503 ({sample.overload_share:.1%})"
+            if self.noise:
+                why += f", {self.noise:.1%} of them seen even at the minimum"
             if base < limit:
                 why += f", the site served ~{served:.1f} at once"
         elif in_cooldown:
@@ -508,6 +521,10 @@ class Judge:
                 new = min(new, self.ceiling - 1)
             why = f"latency {ratio:.2f}x baseline, {sample.in_flight_mean:.1f} in flight"
 
+        if sample.count >= c.min_samples and (
+            limit <= bounds.min or sample.overload_share < self.noise
+        ):
+            self.noise += c.noise_learning * (sample.overload_share - self.noise)
         if cut:
             self.congested = True
             self.cooldown_left = c.cooldown
@@ -536,7 +553,10 @@ class Judge:
         once, rather than let a flood of 429/503s run to the end of the interval.
         """
         count = sensor.count
-        return count >= max(1, self.config.min_samples) and sensor.overload_count / count > self.config.overload_share
+        return (
+            count >= max(1, self.config.min_samples)
+            and sensor.overload_count / count - self.noise > self.config.overload_share
+        )
 
     @staticmethod
     def _cut(limit: int, factor: float, bounds: Bounds, base: int | None = None) -> int:

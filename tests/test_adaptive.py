@@ -527,3 +527,32 @@ def test_recovers_from_a_permanent_slowdown():
     limits, goodput, overload = run.settled(skip=90)
     assert all(6 <= limit <= 12 for limit in limits), run.limits
     assert goodput >= 0.9 * SLOW.capacity()
+
+
+def test_random_503s_of_a_flaky_site_are_learnt_as_noise_not_overload():
+    """5% of 503s whatever the load: cut once, learn them at the minimum, grow again."""
+    judge, bounds = Judge(), Bounds(1, 4, 16)
+    limit, limits = 4, []
+    for _ in range(60):
+        s = sample(limit=limit, in_flight_mean=limit, count=100, ok=95, overload=5)
+        limit = judge.decide(s, OK, bounds).limit
+        limits.append(limit)
+    assert min(limits) == 1  # taken for overload at first
+    assert judge.noise == pytest.approx(0.05, abs=0.01)
+    assert limits[-1] >= 8, limits  # then recognised as noise: the limit grows again
+
+
+def test_overload_above_the_learnt_noise_still_cuts():
+    judge = Judge()
+    judge.noise = 0.05
+    d = judge.decide(sample(limit=8, in_flight_mean=8, count=100, ok=70, overload=30), OK, Bounds(1, 4, 16))
+    assert d.action == "decrease" and "seen even at the minimum" in d.reason
+    assert Judge().decide(sample(count=100, ok=95, overload=5), OK, BOUNDS).action == "decrease"  # no noise yet
+
+
+def test_noise_is_forgotten_when_the_site_recovers():
+    judge = Judge()
+    judge.noise = 0.2
+    for _ in range(6):
+        judge.decide(sample(limit=8, in_flight_mean=8), OK, Bounds(1, 4, 16))
+    assert judge.noise < 0.01

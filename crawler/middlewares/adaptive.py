@@ -221,7 +221,7 @@ class AdaptiveConcurrencyMiddleware:
             # SlotLimitedDownloader counts a request as transferring from the moment it leaves
             # the slot queue: exactly the requests sent under the old limit
             domain.in_flight_at_cut = WeakSet(slot.transferring if slot is not None else ())
-        share = max(sample.overload_share, sample.timeout_share)
+        share = max(sample.overload_share - domain.judge.noise, sample.timeout_share)
         overloaded = share > self.aimd.overload_share
         if share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
             # still overloaded at the minimum concurrency: space the requests out
