@@ -98,12 +98,13 @@ class StoreWriteError(Exception):
 
 metadata = MetaData()
 
-_Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+#: Type of the tables' id columns: INTEGER PRIMARY KEY (the rowid) on SQLite, BIGINT elsewhere.
+ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
 
 products = Table(
     "products",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("site", String(SITE_LENGTH), nullable=False),
     Column("key", String(KEY_LENGTH), nullable=False),
     Column("url", Text, nullable=False),
@@ -121,7 +122,7 @@ products = Table(
 rejected_items = Table(
     "rejected_items",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("site", String(SITE_LENGTH), nullable=False),
     Column("url", Text, nullable=False),
     Column("key", String(KEY_LENGTH), nullable=True),

@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     Integer,
     String,
@@ -44,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from pipelines.database import (
+    ID_TYPE,
     IN_CHUNK,
     SITE_LENGTH,
     SqlStore,
@@ -74,12 +74,10 @@ METHOD_LENGTH = 16
 STAGE_LENGTH = 32
 FINGERPRINT_LENGTH = 64
 
-_Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
-
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("spider", String(SITE_LENGTH), nullable=False),
     Column("site", String(SITE_LENGTH), nullable=True),
     Column("spider_args", Text, nullable=False),
