@@ -40,17 +40,17 @@ def scrapy_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "scrapy", *args]
 
 
+def catalog_command(start_url: str, *extra: str, site: str = "csa_iot") -> list[str]:
+    """``scrapy crawl catalog -a site=... -a start_url=...`` plus ``extra`` arguments."""
+    return scrapy_command("crawl", "catalog", "-a", f"site={site}", "-a", f"start_url={start_url}", *extra)
+
+
 def run_crawl(
     start_url: str, db: Path, stats_dir: Path, *extra: str, site: str = "csa_iot", timeout: float = 300
 ) -> CrawlResult:
     """Run ``scrapy crawl catalog`` in a subprocess, as users do."""
-    cmd = scrapy_command(
-        "crawl", "catalog",
-        "-a", f"site={site}",
-        "-a", f"start_url={start_url}",
-        "-s", f"DATABASE_URL=sqlite:///{db}",
-        "-s", f"STATS_DUMP_DIR={stats_dir}",
-        *extra,
+    cmd = catalog_command(
+        start_url, "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={stats_dir}", *extra, site=site
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from demoshop.catalogue import Catalogue
-from tests.conftest import ROOT, SHOP_PRODUCTS, SHOP_SEED, run_crawl, scrapy_command
+from tests.conftest import ROOT, SHOP_PRODUCTS, SHOP_SEED, catalog_command, run_crawl, scrapy_command
 
 
 def truth() -> list[dict]:
@@ -96,9 +96,8 @@ def test_sigint_flushes_what_was_collected(tmp_path):
 
     with ShopProcess(products=600, seed=5) as shop:
         db = tmp_path / "stopped.db"
-        cmd = scrapy_command(
-            "crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
-            "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={tmp_path}",
+        cmd = catalog_command(
+            shop.list_url, "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={tmp_path}",
             "-s", "CONCURRENT_REQUESTS=2", "-s", "DOWNLOAD_DELAY=0.02",
             "-s", "STORE_FLUSH_INTERVAL=60", "-s", "STORE_BATCH_SIZE=1000",
         )

@@ -35,7 +35,7 @@ from extensions.prometheus import (
     parse_ports,
     queue_sizes,
 )
-from tests.conftest import ROOT, run_crawl, scrapy_command
+from tests.conftest import ROOT, catalog_command, run_crawl
 
 DASHBOARD = ROOT / "docs" / "grafana" / "catalog-crawler-dashboard.json"
 
@@ -433,9 +433,8 @@ def _listening(pid: int, port: int) -> list[str]:
 
 def test_metrics_are_served_during_the_crawl_and_not_after(shop, tmp_path):
     db, stats_dir = tmp_path / "catalog.db", tmp_path / "stats"
-    cmd = scrapy_command(
-        "crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
-        "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={stats_dir}",
+    cmd = catalog_command(
+        shop.list_url, "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={stats_dir}",
         "-s", "PROMETHEUS_PORT=0", "-s", "CONCURRENT_REQUESTS=2", "-s", "DOWNLOAD_DELAY=0.02",
     )  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

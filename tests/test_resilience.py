@@ -192,7 +192,7 @@ def test_jobdir_keeps_requests_waiting_for_backoff(tmp_path):
     import subprocess
     import time
 
-    from tests.conftest import ROOT, scrapy_command
+    from tests.conftest import ROOT, catalog_command
 
     db, job = tmp_path / "db.sqlite", tmp_path / "job"
     # every page fails once; list pages retry at once, product pages after 6 s
@@ -204,7 +204,7 @@ def test_jobdir_keeps_requests_waiting_for_backoff(tmp_path):
         "-s", "CIRCUIT_BREAKER_ENABLED=False", "-s", "ADAPTIVE_ENABLED=False", "-s", "PROMETHEUS_ENABLED=False",
     ]  # fmt: skip
     with ShopProcess(products=60, seed=17, extra_args=args) as shop:
-        cmd = scrapy_command("crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}", *settings)
+        cmd = catalog_command(shop.list_url, *settings)
         first = subprocess.Popen(
             [*cmd, "-s", f"STATS_DUMP_DIR={tmp_path / 's1'}"], cwd=ROOT, stderr=subprocess.PIPE, text=True
         )

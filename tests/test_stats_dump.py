@@ -20,7 +20,7 @@ from crawler.errors import ConfigError
 from demoshop.catalogue import Catalogue
 from demoshop.process import ShopProcess
 from extensions.stats_dump import StatsDump, domains_section, progress_section, stages_section
-from tests.conftest import ROOT, scrapy_command
+from tests.conftest import ROOT, catalog_command
 
 # --- sections (pure) ---------------------------------------------------------------------------
 
@@ -128,9 +128,8 @@ def live_crawl(tmp_path_factory):
     stats_dir = work / "stats"
     reads: list[dict] = []
     with ShopProcess(products=PRODUCTS, seed=SEED, extra_args=["--latency", str(LATENCY)]) as shop:
-        cmd = scrapy_command(
-            "crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
-            "-s", f"DATABASE_URL=sqlite:///{work / 'catalog.db'}", "-s", f"STATS_DUMP_DIR={stats_dir}",
+        cmd = catalog_command(
+            shop.list_url, "-s", f"DATABASE_URL=sqlite:///{work / 'catalog.db'}", "-s", f"STATS_DUMP_DIR={stats_dir}",
             "-s", "STATS_DUMP_INTERVAL=0.5", "-s", "PROGRESS_INTERVAL=0.5", "-s", "PROMETHEUS_PORT=0",
         )  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
