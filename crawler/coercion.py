@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 _SPACES = re.compile(r"\s+")
 
 #: Types a profile field may declare.
-TYPES = ("str", "int", "float", "decimal", "date", "bool", "list")
+TYPES = ("str", "int", "float", "decimal", "date", "bool", "url", "list")
 
 #: Date formats tried, in order, when a field gives no ``date_format``.
 DEFAULT_DATE_FORMATS = (
@@ -33,7 +34,17 @@ _FALSE = frozenset({"false", "no", "n", "0", "off"})
 
 
 class CoercionError(ValueError):
-    """A value does not fit its declared type; the message is one line."""
+    """A value does not fit its declared type; the message is one line.
+
+    ``problem`` names the kind of problem without the value (``"not an
+    integer"``, ``"not a date"``...), so that reasons group by field and
+    problem; ``value`` is the offending text.
+    """
+
+    def __init__(self, value: str, problem: str, detail: str = "") -> None:
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{value!r} is {problem}{detail}")
 
 
 def normalize_space(text: str) -> str:
@@ -45,21 +56,22 @@ def to_str(value: str, **_: Any) -> str:
     return value
 
 
-def to_int(value: str, **_: Any) -> int:
+def to_int(value: str, int_base: int = 10, **_: Any) -> int:
+    """An integer; ``0x``-prefixed text is read as hex, and with ``int_base=16`` all text is."""
     text = value.replace(",", "").replace("_", "").replace(" ", "")
     try:
-        if text[:2].lower() == "0x" or text[:3].lower() in ("+0x", "-0x"):
+        if int_base == 16 or text[:2].lower() == "0x" or text[:3].lower() in ("+0x", "-0x"):
             return int(text, 16)
         return int(text, 10)
     except ValueError:
-        raise CoercionError(f"{value!r} is not an integer") from None
+        raise CoercionError(value, "not an integer" if int_base == 10 else "not a hex integer") from None
 
 
 def to_float(value: str, **_: Any) -> float:
     try:
         return float(value.replace(",", "").replace(" ", ""))
     except ValueError:
-        raise CoercionError(f"{value!r} is not a number") from None
+        raise CoercionError(value, "not a number") from None
 
 
 def to_decimal(value: str, **_: Any) -> str:
@@ -67,9 +79,9 @@ def to_decimal(value: str, **_: Any) -> str:
     try:
         number = Decimal(value.replace(",", "").replace(" ", ""))
     except InvalidOperation:
-        raise CoercionError(f"{value!r} is not a decimal number") from None
+        raise CoercionError(value, "not a decimal number") from None
     if not number.is_finite():
-        raise CoercionError(f"{value!r} is not a finite decimal number")
+        raise CoercionError(value, "not a finite decimal number")
     return str(number)
 
 
@@ -85,7 +97,7 @@ def to_date(value: str, date_format: str | Sequence[str] | None = None, **_: Any
         return date.fromisoformat(value).isoformat()
     except ValueError:
         shown = ", ".join(repr(f) for f in formats)
-        raise CoercionError(f"{value!r} is not a date (formats {shown})") from None
+        raise CoercionError(value, "not a date", f" (formats {shown})") from None
 
 
 def to_bool(value: str, **_: Any) -> bool:
@@ -94,7 +106,16 @@ def to_bool(value: str, **_: Any) -> bool:
         return True
     if folded in _FALSE:
         return False
-    raise CoercionError(f"{value!r} is not a yes/no value")
+    raise CoercionError(value, "not a yes/no value")
+
+
+def to_url(value: str, base_url: str | None = None, **_: Any) -> str:
+    """An absolute http(s) URL: ``value`` resolved against ``base_url`` (the page it was found on)."""
+    url = urljoin(base_url, value) if base_url else value
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CoercionError(value, "not an http(s) URL")
+    return url
 
 
 SCALARS: dict[str, Callable[..., Any]] = {
@@ -104,6 +125,7 @@ SCALARS: dict[str, Callable[..., Any]] = {
     "decimal": to_decimal,
     "date": to_date,
     "bool": to_bool,
+    "url": to_url,
 }
 
 
@@ -113,21 +135,25 @@ def coerce(
     *,
     item_type: str = "str",
     date_format: str | Sequence[str] | None = None,
+    int_base: int = 10,
+    base_url: str | None = None,
 ) -> Any:
     """Coerce an extracted value to ``type_``.
 
     ``raw`` is ``None`` (nothing extracted), a string, or a list of strings
     (a ``list`` field, or several matches of a scalar field: the first
     non-empty one is used).  Strings are whitespace-normalised first; an
-    empty string counts as missing and gives ``None``.
+    empty string counts as missing and gives ``None``.  ``int_base`` applies
+    to ``int`` values, ``base_url`` resolves relative ``url`` values.
     """
+    options = {"date_format": date_format, "int_base": int_base, "base_url": base_url}
     if type_ == "list":
         if raw is None:
             return None
         items = [raw] if isinstance(raw, str) else list(raw)
         convert = SCALARS[item_type]
         values = [normalize_space(v) for v in items]
-        return [convert(v, date_format=date_format) for v in values if v]
+        return [convert(v, **options) for v in values if v] or None
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -135,4 +161,4 @@ def coerce(
     text = normalize_space(raw)
     if not text:
         return None
-    return SCALARS[type_](text, date_format=date_format)
+    return SCALARS[type_](text, **options)

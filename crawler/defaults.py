@@ -36,6 +36,13 @@ STATS_DUMP_DIR = "stats"
 #: profiles shipped in ``crawler/sites``.
 SITE_PROFILES_DIR = ""
 
+# --- list stage (crawler/spiders/catalog.py) ---------------------------------
+#: A catalogue can gain products while it is crawled, pushing products across
+#: page boundaries.  After the list pages are done the spider re-reads page 1
+#: (and on while pages show unseen products); when it finds new products, it
+#: walks every list page once more.  At most this many rounds; 0 turns it off.
+LIST_RECHECK_ROUNDS = 3
+
 
 def get(settings: Any, name: str) -> Any:
     """Return setting ``name`` from ``settings``, or this module's default."""

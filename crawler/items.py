@@ -15,9 +15,11 @@ class ProductItem:
     The detail stage fills ``url``, ``site``, ``raw`` (the text extracted for
     each profile field, before coercion) and the list page/position the
     product was found at.  The validation pipeline then sets ``key`` and
-    ``fields`` (typed, JSON-ready values), or ``reject_reason`` when the page
-    is not a valid product; the store sets ``content_hash``, the SHA-256 of
-    the stored JSON.
+    ``fields`` (typed, JSON-ready values) and ``warnings`` (optional fields
+    stored as null because their value did not parse), or ``reject_reason``
+    (``"<field>: <problem>"``) and ``reject_details`` (field, problem, value)
+    when the page is not a valid product; the store sets ``content_hash``, the
+    SHA-256 of the stored JSON.
     """
 
     url: str
@@ -30,6 +32,8 @@ class ProductItem:
     fields: dict[str, Any] | None = None
     content_hash: str | None = None
     reject_reason: str | None = None
+    reject_details: dict[str, Any] | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))

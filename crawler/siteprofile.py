@@ -14,8 +14,9 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from string import Formatter
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from cssselect import SelectorError
 from lxml import etree
@@ -29,13 +30,19 @@ PROFILES_DIR = Path(__file__).parent / "sites"
 
 _translator = HTMLTranslator()
 
-_SITE_KEYS = {"name", "start_urls", "key", "allowed_domains"}
-_LIST_KEYS = {"product_links", "next_page", "last_page", "page_url", "total_count"}
+_SITE_KEYS = {"name", "start_urls", "key", "allowed_domains", "detail_pages"}
+_LIST_KEYS = {"cards", "product_links", "next_page", "last_page", "page_url", "total_count"}
 _DETAIL_KEYS = {"rows", "row_label", "row_value"}
 _SELECTOR_KEYS = {"css", "xpath", "attr", "regex"}
-_FIELD_KEYS = _SELECTOR_KEYS | {"label", "source", "type", "item_type", "split", "required", "date_format"}
+_FIELD_KEYS = _SELECTOR_KEYS | {
+    "label", "source", "from", "type", "item_type", "split", "required", "date_format", "int_base", "strip_prefix",
+}  # fmt: skip
 _TOP_KEYS = {"site", "list", "detail", "fields", "settings"}
 _SOURCES = ("url",)
+#: Where a field is read: the detail page, or the product's card on the list page.
+DETAIL, CARD = "detail", "card"
+#: Placeholders of ``list.page_url``.
+PAGE_URL_NAMES = frozenset({"page", "start_url", "base", "query"})
 
 
 @dataclass(frozen=True)
@@ -89,13 +96,17 @@ class FieldSpec:
     name: str
     type: str = "str"
     required: bool = False
-    selector: Selector | None = None  # css/xpath; relative to the row value when label is set
-    label: str | None = None
-    source: str | None = None  # "url": the regex applies to the page URL
+    selector: Selector | None = None  # css/xpath; relative to the row value when labels are set
+    #: Normalised row labels (aliases), empty when the field is not read from label/value rows.
+    labels: tuple[str, ...] = ()
+    source: str | None = None  # "url": the regex applies to the page URL (a card's product link)
+    origin: str = DETAIL  # "detail" page or list "card"
     regex: re.Pattern[str] | None = None  # used with label/source (selector carries its own)
     split: str | None = None
     item_type: str = "str"
     date_format: str | tuple[str, ...] | None = None
+    int_base: int = 10
+    strip_prefix: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,8 +118,10 @@ class SiteProfile:
     start_urls: tuple[str, ...]
     allowed_domains: tuple[str, ...]
     key: str
-    product_links: Selector
     fields: tuple[FieldSpec, ...]
+    product_links: Selector | None = None
+    cards: Selector | None = None
+    detail_pages: bool = True
     next_page: Selector | None = None
     last_page: Selector | None = None
     page_url: str | None = None
@@ -132,6 +145,30 @@ class SiteProfile:
 
     def get_field(self, name: str) -> FieldSpec:
         return next(f for f in self.fields if f.name == name)
+
+    def fields_from(self, origin: str) -> tuple[FieldSpec, ...]:
+        """The fields read from ``origin`` (``"detail"`` or ``"card"``)."""
+        return tuple(f for f in self.fields if f.origin == origin)
+
+    def page_link(self, start_url: str, page: int) -> str:
+        """URL of list page ``page`` from ``list.page_url``, resolved against ``start_url``.
+
+        The template's placeholders: ``{page}``; ``{start_url}`` (the whole
+        start URL); ``{base}`` (the start URL without its query and fragment);
+        ``{query}`` (the start URL's query string, without ``?``).  The result
+        is resolved against the start URL, so ``"page/{page}/?{query}"`` on
+        ``https://x/list/?a=1`` gives ``https://x/list/page/2/?a=1``.
+        """
+        if self.page_url is None:
+            raise ValueError("this profile has no list.page_url")
+        parts = urlsplit(start_url)
+        text = self.page_url.format(
+            page=page,
+            start_url=start_url,
+            base=urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+            query=parts.query,
+        )
+        return urljoin(start_url, text)
 
 
 def resolve_profile_path(site: str, directory: str | Path | None = None) -> Path:
@@ -187,25 +224,37 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
     if not isinstance(allowed, list) or not all(isinstance(d, str) for d in allowed):
         raise ProfileError(f"{path}: site.allowed_domains: must be a list of domain names")
 
-    specs = tuple(_field(name, spec, path) for name, spec in fields_.items())
+    detail_pages = site.get("detail_pages", True)
+    if not isinstance(detail_pages, bool):
+        raise ProfileError(f"{path}: site.detail_pages: must be true or false")
+    if not detail_pages and "cards" not in list_:
+        raise ProfileError(f"{path}: list.cards: required with site.detail_pages = false (each card is a product)")
+    default_origin = DETAIL if detail_pages else CARD
+    specs = tuple(_field(name, spec, path, default_origin) for name, spec in fields_.items())
     if not specs:
         raise ProfileError(f"{path}: fields: at least one field is required")
+    for spec in specs:
+        if spec.origin == CARD and "cards" not in list_:
+            raise ProfileError(f"{path}: fields.{spec.name}.from: \"card\" needs list.cards")
+        if spec.origin == DETAIL and not detail_pages:
+            raise ProfileError(
+                f"{path}: fields.{spec.name}.from: \"detail\" with site.detail_pages = false (there is no detail page)"
+            )
     key = site.get("key")
     if not isinstance(key, str) or not key:
         raise ProfileError(f"{path}: site.key: required, the name of the field identifying a product")
     if key not in fields_:
         raise ProfileError(f"{path}: site.key: {key!r} is not one of the fields ({', '.join(fields_)})")
-    if any(s.label for s in specs) and not detail.get("rows"):
+    if any(s.labels for s in specs) and not detail.get("rows"):
         raise ProfileError(f"{path}: detail.rows: required when a field uses 'label'")
     if detail and not all(detail.get(k) for k in _DETAIL_KEYS):
         missing = sorted(k for k in _DETAIL_KEYS if not detail.get(k))
         raise ProfileError(f"{path}: detail.{missing[0]}: required with detail.rows")
-    if "product_links" not in list_:
+    if "product_links" not in list_ and detail_pages:
         raise ProfileError(f"{path}: list.product_links: required")
     page_url = list_.get("page_url")
     if page_url is not None:
-        if not isinstance(page_url, str) or "{page}" not in page_url:
-            raise ProfileError(f"{path}: list.page_url: must be a string containing {{page}}")
+        _check_page_url(page_url, path)
         if "last_page" not in list_:
             raise ProfileError(f"{path}: list.page_url: needs list.last_page")
     for name in settings:
@@ -221,7 +270,9 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
         start_urls=tuple(start_urls),
         allowed_domains=tuple(allowed),
         key=key,
-        product_links=sel(list_, "product_links", "list"),  # type: ignore[arg-type]
+        product_links=sel(list_, "product_links", "list"),
+        cards=sel(list_, "cards", "list"),
+        detail_pages=detail_pages,
         next_page=sel(list_, "next_page", "list"),
         last_page=sel(list_, "last_page", "list"),
         page_url=page_url,
@@ -234,7 +285,31 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
     )
 
 
-def _field(name: str, spec: Any, path: Path) -> FieldSpec:
+def _check_page_url(template: Any, path: Path) -> None:
+    where = f"{path}: list.page_url"
+    if not isinstance(template, str):
+        raise ProfileError(f"{where}: must be a string containing {{page}}")
+    try:
+        names = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ProfileError(f"{where}: invalid template {template!r}: {exc}") from None
+    unknown = sorted(names - PAGE_URL_NAMES)
+    if unknown:
+        allowed = ", ".join("{" + n + "}" for n in sorted(PAGE_URL_NAMES))
+        raise ProfileError(f"{where}: unknown placeholder {{{unknown[0]}}} (allowed: {allowed})")
+    if "page" not in names:
+        raise ProfileError(f"{where}: must be a string containing {{page}}")
+
+
+def _strings(value: Any, path: Path, where: str, what: str) -> tuple[str, ...]:
+    """A non-empty string or a non-empty list of them, as a tuple."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ProfileError(f"{path}: {where}: {what}")
+    return tuple(values)
+
+
+def _field(name: str, spec: Any, path: Path, default_origin: str = DETAIL) -> FieldSpec:
     where = f"fields.{name}"
     if not isinstance(spec, dict):
         raise ProfileError(f"{path}: {where}: must be a table")
@@ -256,8 +331,22 @@ def _field(name: str, spec: Any, path: Path) -> FieldSpec:
         raise ProfileError(f"{path}: {where}.required: must be true or false")
     label, source = spec.get("label"), spec.get("source")
     has_selector = "css" in spec or "xpath" in spec
-    if label is not None and (not isinstance(label, str) or not label.strip()):
-        raise ProfileError(f"{path}: {where}.label: must be a non-empty string")
+    labels: tuple[str, ...] = ()
+    if label is not None:
+        labels = _strings(label, path, f"{where}.label", "a row label or a list of them (aliases)")
+    origin = spec.get("from", default_origin)
+    if origin not in (DETAIL, CARD):
+        raise ProfileError(f"{path}: {where}.from: unknown origin {origin!r} (one of: detail, card)")
+    if origin == CARD and labels:
+        raise ProfileError(f"{path}: {where}.label: label/value rows are read on detail pages, not cards")
+    int_base = spec.get("int_base", 10)
+    if int_base not in (10, 16) or isinstance(int_base, bool):
+        raise ProfileError(f"{path}: {where}.int_base: 10 or 16")
+    if "int_base" in spec and "int" not in (type_, item_type):
+        raise ProfileError(f"{path}: {where}.int_base: only for int values")
+    strip_prefix: tuple[str, ...] = ()
+    if "strip_prefix" in spec:
+        strip_prefix = _strings(spec["strip_prefix"], path, f"{where}.strip_prefix", "a prefix or a list of them")
     if source is not None and source not in _SOURCES:
         raise ProfileError(f"{path}: {where}.source: unknown source {source!r} (one of: {', '.join(_SOURCES)})")
     if source is not None and (has_selector or label is not None):
@@ -288,13 +377,21 @@ def _field(name: str, spec: Any, path: Path) -> FieldSpec:
         type=type_,
         required=required,
         selector=selector,
-        label=" ".join(label.split()).casefold().rstrip(":") if label else None,
+        labels=tuple(normalize_label(text) for text in labels),
         source=source,
+        origin=origin,
         regex=regex,
         split=spec.get("split"),
         item_type=item_type,
         date_format=date_format,
+        int_base=int_base,
+        strip_prefix=strip_prefix,
     )
+
+
+def normalize_label(text: str) -> str:
+    """How row labels are compared: whitespace collapsed, case folded, trailing colon dropped."""
+    return " ".join(text.split()).casefold().rstrip(":").rstrip()
 
 
 def _selector(spec: Any, path: Path, where: str) -> Selector:

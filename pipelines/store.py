@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOT_VALIDATED = "not validated (is ValidationPipeline enabled?)"
+#: Key of the rejection's details (field, problem, offending value) in a reject row's ``data``.
+REJECT_DETAILS_KEY = "_reject"
 #: Log level of the "Dropped: <reason>" line of rejected pages.
 DROP_LOG_LEVEL = "INFO"
 #: Reason the spider is closed with when the database cannot be written to.
@@ -164,7 +166,11 @@ class StorePipeline:
         drop: str | None = None
         if reason:
             drop = _one_line(reason)
-            self._add_reject(RejectRow(site, url, key or None, drop, adapter.get("raw") or {}, seen))
+            data = dict(adapter.get("raw") or {})
+            details = adapter.get("reject_details")
+            if details:
+                data[REJECT_DETAILS_KEY] = details
+            self._add_reject(RejectRow(site, url, key or None, drop, data, seen))
         elif key and fields is not None:
             try:
                 data = canonical_json(fields)

@@ -1,48 +1,32 @@
-"""Validation: typed product fields, or a one-line reason to reject the page."""
+"""Validation pipeline: typed product fields, warnings for odd optional values, or a rejection."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Self
 
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 
-from crawler.coercion import CoercionError, coerce
-from crawler.siteprofile import SiteProfile
+from crawler.validation import Rejected, validate
 
-
-def validate(profile: SiteProfile, raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Coerce ``raw`` with the profile's field types.
-
-    Returns ``(key, fields)``; raises :class:`ValueError` with a one-line
-    reason when a required field is missing or a value does not fit its type.
-    """
-    fields: dict[str, Any] = {}
-    for spec in profile.fields:
-        try:
-            value = coerce(
-                raw.get(spec.name),
-                spec.type,
-                item_type=spec.item_type,
-                date_format=spec.date_format,
-            )
-        except CoercionError as exc:
-            raise ValueError(f"invalid {spec.name}: {exc}") from None
-        if spec.required and value in (None, []):
-            raise ValueError(f"missing required field: {spec.name}")
-        fields[spec.name] = value
-    key = fields.get(profile.key)
-    if key in (None, "", []):
-        raise ValueError(f"missing key field: {profile.key}")
-    return str(key), fields
+logger = logging.getLogger(__name__)
 
 
 class ValidationPipeline:
-    """Fill ``key`` and ``fields`` of each product item.
+    """Fill ``key`` and ``fields`` of each product item (see :mod:`crawler.validation`).
 
-    An invalid page gets ``reject_reason`` instead; the store pipeline saves
-    it to ``rejected_items`` (nothing is dropped silently).  Items of spiders
-    without a site profile (no ``site_profile`` attribute) pass through unchanged.
+    * valid: ``key`` and ``fields`` are set; each optional field that was found
+      but does not parse is stored as null, logged as a warning naming the
+      product, the field and the value, added to the item's ``warnings`` and
+      counted in ``validation/warnings/<field>/<problem>``;
+    * invalid (a required field missing or unparseable): ``reject_reason``
+      (``"<field>: <problem>"``) and ``reject_details`` (field, problem, value)
+      are set and the store saves the page to ``rejected_items``; counted in
+      ``validation/rejected/<field>/<problem>``.
+
+    Items of spiders without a site profile (no ``site_profile`` attribute)
+    pass through unchanged.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -57,13 +41,26 @@ class ValidationPipeline:
         profile = getattr(self.crawler.spider, "site_profile", None)
         if profile is None or adapter.get("reject_reason") or "raw" not in adapter:
             return item
+        stats = self.crawler.stats
         try:
-            key, fields = validate(profile, adapter["raw"])
-        except ValueError as exc:
-            adapter["reject_reason"] = str(exc)
-            self.crawler.stats.inc_value("validation/rejected")
+            result = validate(profile, adapter["raw"])
+        except Rejected as exc:
+            adapter["reject_reason"] = exc.problem.reason
+            if "reject_details" in adapter.field_names():
+                adapter["reject_details"] = exc.problem.to_dict()
+            stats.inc_value("validation/rejected")
+            stats.inc_value(f"validation/rejected/{exc.problem.stat_key}")
             return item
-        adapter["key"] = key
-        adapter["fields"] = fields
-        self.crawler.stats.inc_value("validation/valid")
+        adapter["key"] = result.key
+        adapter["fields"] = result.fields
+        if result.warnings:
+            if "warnings" in adapter.field_names():
+                adapter["warnings"] = [w.to_dict() for w in result.warnings]
+            for warning in result.warnings:
+                stats.inc_value("validation/warnings")
+                stats.inc_value(f"validation/warnings/{warning.stat_key}")
+                logger.warning(
+                    "%s: %s stored as null: %r is %s", adapter.get("url"), warning.field, warning.value, warning.problem
+                )
+        stats.inc_value("validation/valid")
         return item

@@ -45,20 +45,21 @@ class TwoStageSpider(scrapy.Spider):
         for url in self.start_urls:
             yield self.list_request(url, page=1, start_url=url)
 
-    def list_request(self, url: str, page: int, **meta: Any) -> scrapy.Request:
+    def list_request(self, url: str, page: int, dont_filter: bool = False, **meta: Any) -> scrapy.Request:
         return scrapy.Request(
             url,
             callback=self.parse_list,
             priority=self.list_priority,
+            dont_filter=dont_filter,
             meta={"stage": LIST, "list_page": page, **meta},
         )
 
-    def detail_request(self, url: str, page: int, position: int) -> scrapy.Request:
+    def detail_request(self, url: str, page: int, position: int, **meta: Any) -> scrapy.Request:
         return scrapy.Request(
             url,
             callback=self.parse_detail,
             priority=self.detail_priority,
-            meta={"stage": DETAIL, "list_page": page, "list_position": position},
+            meta={"stage": DETAIL, "list_page": page, "list_position": position, **meta},
         )
 
     def parse_list(self, response: Response) -> Iterator[scrapy.Request]:

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any, Self
 
+import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
 
 from crawler import defaults
-from crawler.errors import ProfileError
+from crawler.errors import ConfigError, ProfileError
 from crawler.extraction import (
+    ListEntry,
     extract_fields,
     last_page_number,
+    list_entries,
     next_page_link,
-    product_links,
     total_count,
 )
 from crawler.items import ProductItem
 from crawler.siteprofile import SiteProfile, load_profile
 from crawler.spiders.base import TwoStageSpider
+
+#: ``meta["recheck"]`` of list pages re-read after the first pass: the walk from
+#: page 1 while pages show unseen products, then the full pass when the catalogue moved.
+TOP, FULL = "top", "full"
 
 
 class CatalogSpider(TwoStageSpider):
@@ -36,6 +44,22 @@ class CatalogSpider(TwoStageSpider):
 
     The profile's ``[settings]`` are applied at ``spider`` priority: above
     the project settings, below ``-s`` on the command line.
+
+    List stage: each list page's products (cards or links, see
+    :func:`crawler.extraction.list_entries`) become detail requests carrying
+    their card's raw fields in ``meta["card"]`` (merged into the item), or,
+    for list-only profiles, items.  With ``list.page_url`` and a last page
+    number on page 1, every list page is requested at once; otherwise the
+    "next" links are followed.
+
+    A catalogue can move while it is crawled (new products at the top push
+    others across page boundaries, so a page fetched late can miss products
+    that slid onto a page fetched early).  So when the crawl goes idle, page 1
+    is read again, and the following pages while they show unseen products;
+    when that finds any, every list page is walked once more, and a further
+    round follows, up to ``LIST_RECHECK_ROUNDS`` rounds.  Stats:
+    ``catalog/recheck_rounds``, ``catalog/recheck_list_pages``,
+    ``catalog/recheck_new_products``.
     """
 
     name = "catalog"
@@ -46,6 +70,13 @@ class CatalogSpider(TwoStageSpider):
         self.site = site_profile.name
         self.start_urls = list(site_profile.start_urls)
         self.allowed_domains = list(site_profile.allowed_domains)
+        #: Products found on list pages (links; list-only cards without a link: their key).
+        self._seen: set[str] = set()
+        self._list_pages_parsed = 0
+        self._page_size: int | None = None
+        self._recheck_rounds = 0
+        self._round = 0
+        self._moved = False
 
     @classmethod
     def from_crawler(
@@ -64,7 +95,10 @@ class CatalogSpider(TwoStageSpider):
         if allowed_domains:
             profile = profile.with_allowed_domains(d.strip() for d in allowed_domains.split(",") if d.strip())
         crawler.settings.setdict(profile.settings, priority="spider")
-        return super().from_crawler(crawler, site_profile=profile, **kwargs)
+        spider = super().from_crawler(crawler, site_profile=profile, **kwargs)
+        spider._recheck_rounds = defaults.get_number(crawler.settings, "LIST_RECHECK_ROUNDS", int, 0, ConfigError)
+        crawler.signals.connect(spider.spider_idle, signal=signals.spider_idle)
+        return spider
 
     @property
     def dead_letter_args(self) -> dict[str, str]:
@@ -94,34 +128,160 @@ class CatalogSpider(TwoStageSpider):
             args["allowed_domains"] = ",".join(domains)
         return args
 
-    def product_urls(self, response: Response) -> Iterable[str]:
-        return product_links(self.site_profile, response.selector.root)
+    # --- list stage -----------------------------------------------------------
+    def parse_list(self, response: Response) -> Iterator[Any]:
+        stats = self.crawler.stats
+        meta = response.meta
+        page = meta.get("list_page", 1)
+        recheck = meta.get("recheck")
+        stats.inc_value("catalog/list_pages")
+        if recheck:
+            stats.inc_value("catalog/recheck_list_pages")
+        else:
+            self._list_pages_parsed += 1
+        if not isinstance(response, TextResponse):
+            stats.inc_value("catalog/empty_list_pages")
+            self.logger.warning("list page %s (page %s): not an HTML page: no products read", response.url, page)
+            return
+        profile = self.site_profile
+        root = response.selector.root
+        entries = list_entries(profile, root, response.url)
+        if not entries:
+            stats.inc_value("catalog/empty_list_pages")
+            self.logger.warning("list page %s (page %s): no product links found", response.url, page)
+        elif page == 1 and not recheck:
+            self._page_size = len(entries)
+        unseen = 0
+        for entry in entries:
+            ident = entry.link or f"{profile.key}={entry.card.get(profile.key)}"
+            if ident in self._seen:
+                stats.inc_value("catalog/repeated_products")
+                continue
+            self._seen.add(ident)
+            unseen += 1
+            if recheck:
+                stats.inc_value("catalog/recheck_new_products")
+            yield self._product(response, page, entry)
+        start = meta.get("start_url", response.url)
+        if recheck == TOP:
+            yield from self._recheck_walk(response, page, start, unseen)
+        elif recheck == FULL:
+            if not meta.get("enumerated"):
+                link = next_page_link(profile, root)
+                if link:
+                    yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=FULL)
+        else:
+            yield from self._more_list_pages(response, page, start, len(entries))
 
-    def more_list_pages(
-        self, response: Response, page: int
-    ) -> Iterable[tuple[int, str, dict[str, Any]]]:
+    def _product(self, response: Response, page: int, entry: ListEntry) -> Any:
+        """A detail request for the entry, or (list-only profile) the card's item."""
+        if self.site_profile.detail_pages:
+            assert entry.link is not None
+            self.crawler.stats.inc_value("catalog/detail_requests")
+            meta = {"card": entry.card} if entry.card else {}
+            return self.detail_request(entry.link, page, entry.position, **meta)
+        self.crawler.stats.inc_value("catalog/card_items")
+        return ProductItem(
+            url=entry.link or f"{response.url}#card-{entry.position}",
+            site=self.site,
+            raw=dict(entry.card),
+            list_page=page,
+            list_position=entry.position,
+            crawled_at=self.now(),
+        )
+
+    def _more_list_pages(self, response: Response, page: int, start: str, found: int) -> Iterator[scrapy.Request]:
         root = response.selector.root
         profile = self.site_profile
-        if page == 1 and not response.meta.get("enumerated"):
+        stats = self.crawler.stats
+        meta = response.meta
+        if page == 1 and not meta.get("enumerated"):
             expected = total_count(profile, root)
             if expected is not None:
-                self.crawler.stats.set_value("catalog/expected_products", expected)
+                stats.set_value("catalog/expected_products", expected)
             last = last_page_number(profile, root)
             if last is not None:
-                self.crawler.stats.set_value("catalog/expected_list_pages", last)
+                stats.set_value("catalog/expected_list_pages", max(last, 1))
+                if last <= 1 and expected is None:
+                    stats.set_value("catalog/expected_products", found)
                 if profile.page_url is not None:
                     # Every list page at once instead of a serial "next" chain.
-                    start = response.meta.get("start_url", response.url)
                     for number in range(2, last + 1):
-                        url = profile.page_url.format(start_url=start, page=number)
-                        yield number, url, {"enumerated": True}
+                        url = profile.page_link(start, number)
+                        yield self.list_request(url, number, start_url=start, enumerated=True)
                     return
-        if response.meta.get("enumerated"):
+        if meta.get("enumerated"):
+            self._note_last_page(page, found)
             return
         link = next_page_link(profile, root)
         if link:
-            yield page + 1, link, {}
+            yield self.list_request(response.urljoin(link), page + 1, start_url=start)
+        else:
+            self._note_last_page(page, found)
 
+    def _note_last_page(self, page: int, found: int) -> None:
+        """On the last list page: the catalogue's size, when the site does not state it."""
+        stats = self.crawler.stats
+        last = stats.get_value("catalog/expected_list_pages")
+        if last is None or page != last or self._page_size is None or self.site_profile.total_count is not None:
+            return
+        if stats.get_value("catalog/expected_products") is None:
+            stats.set_value("catalog/expected_products", (page - 1) * self._page_size + found)
+
+    def _recheck_walk(self, response: Response, page: int, start: str, unseen: int) -> Iterator[scrapy.Request]:
+        """Go on from a re-read page while pages show unseen products; then, if any did, walk the rest."""
+        profile = self.site_profile
+        root = response.selector.root
+        last = last_page_number(profile, root)
+        if unseen:
+            self._moved = True
+            if last is not None and page >= last:
+                return
+            if profile.page_url is not None and last is not None:
+                url = profile.page_link(start, page + 1)
+                yield self.list_request(url, page + 1, True, start_url=start, recheck=TOP)
+                return
+            link = next_page_link(profile, root)
+            if link:
+                yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=TOP)
+            return
+        if not self._moved:
+            return
+        # The catalogue moved during the crawl: products may have slid past any page
+        # boundary, so every page after this one is read again.
+        self.logger.info("The catalogue moved during the crawl: reading list pages %d+ again", page + 1)
+        if profile.page_url is not None and last is not None:
+            for number in range(page + 1, last + 1):
+                url = profile.page_link(start, number)
+                yield self.list_request(url, number, True, start_url=start, recheck=FULL, enumerated=True)
+            return
+        link = next_page_link(profile, root)
+        if link:
+            yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=FULL)
+
+    def spider_idle(self) -> None:
+        """Start a re-check round of the list pages (see the class docstring)."""
+        if not self._recheck_rounds or not self._list_pages_parsed:
+            return
+        if self._round and not self._moved:
+            return  # the last round found nothing new: the list is complete
+        if self._round >= self._recheck_rounds:
+            if self._moved:
+                self._moved = False
+                self.logger.warning(
+                    "The catalogue was still moving after %d re-check rounds (LIST_RECHECK_ROUNDS): "
+                    "products added during the last round may be missing",
+                    self._round,
+                )
+            return
+        self._round += 1
+        self._moved = False
+        self.crawler.stats.set_value("catalog/recheck_rounds", self._round)
+        for start in self.start_urls:
+            self.crawler.engine.crawl(self.list_request(start, 1, True, start_url=start, recheck=TOP))
+        raise DontCloseSpider
+
+    # --- detail stage ---------------------------------------------------------
     def parse_product(self, response: Response) -> ProductItem:
         item = ProductItem(
             url=response.url,
@@ -130,9 +290,11 @@ class CatalogSpider(TwoStageSpider):
             list_position=response.meta.get("list_position"),
             crawled_at=self.now(),
         )
+        card = response.meta.get("card") or {}
         if not isinstance(response, TextResponse):
             content_type = response.headers.get(b"Content-Type", b"").decode("latin-1") or "none"
+            item.raw = dict(card)
             item.reject_reason = f"malformed page: not an HTML page (content type {content_type})"
             return item
-        item.raw = extract_fields(self.site_profile, response.selector.root, response.url)
+        item.raw = {**card, **extract_fields(self.site_profile, response.selector.root, response.url)}
         return item
