@@ -2,7 +2,8 @@
 
 A *product* is a detail-stage request (``meta["stage"] == "detail"``) the
 first time it is scheduled; it gets ``meta["product_ref"]``, which its
-retries and parked copies keep.  Each product ends in exactly one bucket:
+retries and parked copies keep.  In a list-only catalogue (no detail pages)
+each item a list page yields is a product, discovered and ended at once.  Each product ends in exactly one bucket:
 
 * ``saved``: its item passed the pipelines (``item_scraped``);
 * ``rejected``: its page was stored in ``rejected_items`` (``item_dropped``
@@ -80,10 +81,18 @@ class ProductAccounting:
         self._end(request, "duplicates")
 
     def item_scraped(self, item: Any, response: Response, spider: Spider) -> None:
+        if _from_list_page(response):
+            self._count("discovered")
+            self._count("saved")
+            return
         self._end(response.request, "saved")
 
     def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Spider) -> None:
         rejected = bool(ItemAdapter(item).get("reject_reason")) if ItemAdapter.is_item(item) else False
+        if _from_list_page(response):  # a list-only catalogue's card: found and ended at once
+            self._count("discovered")
+            self._count("rejected")
+            return
         if not self._end(response.request, "rejected" if rejected else "dead_lettered"):
             return
         if not rejected:  # dropped by some other pipeline: keep it replayable
@@ -137,3 +146,9 @@ class ProductAccounting:
             return False
         self._count(term)
         return True
+
+
+def _from_list_page(response: Response | None) -> bool:
+    """Whether an item came from a list page (a list-only catalogue's card)."""
+    request = getattr(response, "request", None)
+    return request is not None and request.meta.get("stage") == "list"

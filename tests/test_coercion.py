@@ -54,3 +54,30 @@ def test_lists():
     assert coerce("single", "list") == ["single"]
     assert coerce(["0x01", "2"], "list", item_type="int") == [1, 2]
     assert coerce(None, "list") is None
+
+
+def test_hex_ints():
+    assert coerce("0D02", "int", int_base=16) == 0x0D02
+    assert coerce("0x0D02", "int", int_base=16) == 0x0D02
+    assert coerce(["0x0100", "0x010D"], "list", item_type="int") == [0x0100, 0x010D]
+    with pytest.raises(CoercionError) as info:
+        coerce("N/A", "int", int_base=16)
+    assert (info.value.problem, info.value.value) == ("not a hex integer", "N/A")
+
+
+def test_urls_are_absolute():
+    assert coerce("/doc/1.zip", "url", base_url="https://x.example/p/1/") == "https://x.example/doc/1.zip"
+    assert coerce("https://y.example/a", "url") == "https://y.example/a"
+    with pytest.raises(CoercionError, match="not an http"):
+        coerce("/relative", "url")
+    with pytest.raises(CoercionError, match="not an http"):
+        coerce("mailto:someone@x.example", "url", base_url="https://x.example/")
+
+
+def test_several_date_formats_are_tried_in_order():
+    formats = ["%m/%d/%Y", "%Y-%m-%d"]
+    assert coerce("06/27/2025", "date", date_format=formats) == "2025-06-27"
+    assert coerce("2025-06-27", "date", date_format=formats) == "2025-06-27"
+    with pytest.raises(CoercionError) as info:
+        coerce("27.06.2025", "date", date_format=formats)
+    assert info.value.problem == "not a date"
