@@ -1,9 +1,10 @@
 """Baseline for bench/throughput.py: a minimal plain Scrapy list → detail spider.
 
 No project code, no pipeline: Scrapy's defaults plus the concurrency given.
-Same request graph as the catalog spider (page 1 announces the last page,
-every list page is requested at once, each product's detail page is parsed
-into a dict).  Prints the crawl's stats as one JSON line at the end.
+Same request graph as the catalog spider (page 1 announces the last page in
+its pagination hrefs, every list page is requested at once with the start
+URL's filter query, each product's card and detail page are parsed into a
+dict).  Prints the crawl's stats as one JSON line at the end.
 
     python bench/plain_spider.py LIST_URL [CONCURRENT_REQUESTS] [PER_DOMAIN]
 """
@@ -11,7 +12,9 @@ into a dict).  Prints the crawl's stats as one JSON line at the end.
 from __future__ import annotations
 
 import json
+import re
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
@@ -25,18 +28,30 @@ class PlainCatalogSpider(scrapy.Spider):
         self.start_urls = [start_url]
 
     def parse(self, response):
-        for href in response.css("div.post-feed article h3.entry-title a::attr(href)").getall():
-            yield response.follow(href, self.parse_detail, priority=10)
+        for card in response.css("div.post-feed article.product"):
+            item = {
+                "device_type": next(
+                    (c.removeprefix("product_device_type-") for c in card.attrib.get("class", "").split()
+                     if c.startswith("product_device_type-")), None),
+                "description": " ".join(card.css("div.entry-excerpt *::text").getall()).strip() or None,
+            }  # fmt: skip
+            href = card.css("a::attr(href)").get()
+            if href:
+                yield response.follow(href, self.parse_detail, priority=10, cb_kwargs={"item": item})
         if response.url == self.start_urls[0]:
-            numbers = [int(t) for t in response.css("a.page-numbers::text").getall() if t.strip().isdigit()]
+            hrefs = response.css("a.page-numbers::attr(href)").getall()
+            numbers = [int(m[1]) for h in hrefs if (m := re.search(r"/page/(\d+)/", h))]
+            start = urlsplit(self.start_urls[0])
             for page in range(2, max(numbers, default=1) + 1):
-                yield scrapy.Request(f"{self.start_urls[0]}page/{page}/", self.parse)
+                url = urlunsplit(start._replace(path=f"{start.path.rstrip('/')}/page/{page}/"))
+                yield scrapy.Request(url, self.parse)
 
-    def parse_detail(self, response):
-        item = {"url": response.url, "title": response.css("h1.entry-title::text").get("").strip()}
-        for row in response.css("div.entry-product-details li.item"):
-            item[row.css("span.label::text").get("")] = " ".join(row.css("span.value *::text").getall())
-        item["description"] = " ".join(response.css("div.entry-description *::text").getall())
+    def parse_detail(self, response, item):
+        item["url"] = response.url
+        item["title"] = response.css("h1.entry-title::text").get("").strip()
+        item["manufacturer"] = response.css(".entry-header .entry-company::text").get("").strip().removeprefix("By ")
+        for row in response.css("div.entry-product-details li"):
+            item[row.css("span.label::text").get("")] = " ".join(row.css("span.value *::text").getall()).strip()
         yield item
 
 

@@ -21,9 +21,15 @@ def _parser(command: str, exit_on_error: bool = True) -> argparse.ArgumentParser
         description="Serve the demo shop." if command == "serve" else "Print the shop's ground truth (JSON lines).",
         exit_on_error=exit_on_error,
     )
-    parser.add_argument("--products", type=int, default=300, help="number of products (default 300)")
+    parser.add_argument("--products", type=int, default=300, help="number of Matter certified products (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     add_catalogue_arguments(parser)
+    if command == "truth":
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help='also list the non-Matter entries of the unfiltered list ("matter": false), in its order',
+        )
     if command == "serve":
         parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
@@ -39,6 +45,7 @@ def _catalogue(options: argparse.Namespace) -> Catalogue:
         gone_share=options.gone_share,
         dead_share=options.dead_share,
         dead_host=options.dead_host,
+        grow=options.grow,
     )
 
 
@@ -60,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalogue = _catalogue(options)
     if command == "truth":
         write = sys.stdout.write
-        for line in catalogue.truth():
+        for line in catalogue.truth(matter_only=not options.all):
             write(json.dumps(line) + "\n")
         sys.stdout.flush()
         return 0
@@ -72,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=options.port,
         request_log_path=options.request_log,
         faults=FaultConfig.from_options(options),
+        grow_every=options.grow_every,
     )
     return 0
 

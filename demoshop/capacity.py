@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from demoshop.faults import NEVER_FAULTED, answer
+from demoshop.faults import NEVER_FAULTED, answer, path_of
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -30,11 +30,11 @@ _WAITING, _SERVING, _LEFT = "waiting", "serving", "left"
 class _Visit:
     """One request in the system."""
 
-    __slots__ = ("request", "path", "arrived", "state", "timer")
+    __slots__ = ("request", "target", "arrived", "state", "timer")
 
-    def __init__(self, request: Request, path: str, arrived: float) -> None:
+    def __init__(self, request: Request, target: str, arrived: float) -> None:
         self.request = request
-        self.path = path
+        self.target = target
         self.arrived = arrived
         self.state = _WAITING
         self.timer: Any = None
@@ -62,10 +62,10 @@ class CapacityModel:
     def in_system(self) -> int:
         return self.serving + len(self.waiting)
 
-    def intercept(self, request: Request, path: str) -> bool:
-        if path == NEVER_FAULTED:
+    def intercept(self, request: Request, target: str) -> bool:
+        if path_of(target) == NEVER_FAULTED:
             return False
-        visit = _Visit(request, path, self.reactor.seconds())
+        visit = _Visit(request, target, self.reactor.seconds())
         if self.capacity == 0 or self.serving < self.capacity:
             self._serve(visit)
         elif len(self.waiting) < self.queue:
@@ -90,7 +90,7 @@ class CapacityModel:
             return
         assert self._proceed is not None, "CapacityModel used outside a ShopResource"
         try:
-            self._proceed(visit.request, visit.path)
+            self._proceed(visit.request, visit.target)
         except Exception:  # never leave a request (and its worker) hanging
             request = visit.request
             if not request.finished and not request._disconnected:

@@ -1,16 +1,35 @@
-"""Deterministic product catalogue of the demo shop, and its ground truth.
+"""Deterministic catalogue of the demo shop, and its ground truth.
 
-Pure Python (no Twisted).  Product ``i`` (0 = newest) depends only on the
-seed and ``i``: a master ``random.Random(seed)`` draws one 64-bit seed per
-product, in order, so a bigger shop with the same seed contains the smaller
-one's products at the same indices.
+Pure Python (no Twisted).  The shop imitates csa-iot.org's product index: an
+unfiltered list of every certified entry, newest first, in which the Matter
+certified *products* are mixed with Zigbee products and with Matter platforms and
+software components (about a quarter of all entries); only the URL filter
+(``p_type[]=14`` and ``p_program_type[]=1049``) narrows it to Matter products.
+
+Matter product ``i`` (0 = newest) depends only on the seed and ``i``: a master
+``random.Random(seed)`` draws one 64-bit seed per product, in order, and the
+product's vendor and the non-Matter entries listed right after it (older than it)
+are drawn from blake2b hashes of (seed, i).  So a bigger shop with the same seed
+contains the smaller one's products, and its non-Matter entries, at the same indices.
+
+A catalogue may *grow* while it is served (``grow``): it is generated for
+``products + grow`` Matter products, of which the oldest ``products`` are visible at
+first (indices ``[grow, products + grow)``); the server adds the others at the top,
+one at a time (see :class:`demoshop.pages.ShopPages`).  The truth describes the final,
+fully grown catalogue.
+
+Truth fields are typed values (ints, lists, ISO dates, booleans), None when the
+page does not show the field or shows a value that does not parse.  URL fields
+(:data:`URL_FIELDS`) are *paths* (``/wp-content/...``): join them with the shop's
+base URL, which the pages use to make every link absolute.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
-import html
+import itertools
 import random
 import re
 import unicodedata
@@ -21,67 +40,98 @@ from typing import Any
 
 PER_PAGE = 12
 
-#: Every field of a product, in page order (title first, description last).
+#: Every truth field of a product, in this order.
 FIELDS: tuple[str, ...] = (
     "title",
     "manufacturer",
-    "model",
     "device_type",
+    "description",
     "certificate_id",
     "certification_date",
-    "software_version",
-    "hardware_version",
-    "firmware_version",
     "vid",
     "pid",
+    "primary_device_type_id",
+    "firmware_version",
+    "hardware_version",
+    "specification_version",
+    "transport_interface",
+    "tis_trp_tested",
+    "compliance_document_url",
     "family_sku",
     "family_variant_sku",
     "family_id",
-    "tis_trp_tested",
-    "specification_version",
-    "transport_interface",
-    "primary_device_type_id",
-    "application_categories",
-    "compliance_document_url",
-    "program_type",
-    "description",
 )
+#: Fields a valid product always has (a product lacking one is rejected).
 REQUIRED_FIELDS = frozenset(
     {"title", "manufacturer", "device_type", "certificate_id", "certification_date", "vid"}
 )
-#: Optional field -> probability that an ordinary product lacks it.
+#: Fields every Matter product has although they do not decide its validity.
+ALWAYS_PRESENT = frozenset({"primary_device_type_id"})
+#: Truth fields holding a URL: given as a path, to be joined with the shop's base URL.
+URL_FIELDS: tuple[str, ...] = ("compliance_document_url",)
+FAMILY_FIELDS: tuple[str, ...] = ("family_sku", "family_variant_sku", "family_id")
+#: Optional field -> probability that an ordinary product lacks it (the family fields: see FAMILY_SHARE).
 OPTIONAL_ABSENCE: dict[str, float] = {
-    "model": 0.10,
-    "software_version": 0.15,
-    "hardware_version": 0.20,
-    "firmware_version": 0.25,
-    "pid": 0.12,
-    "family_sku": 0.20,
-    "family_variant_sku": 0.25,
-    "family_id": 0.22,
-    "tis_trp_tested": 0.18,
-    "specification_version": 0.10,
-    "transport_interface": 0.10,
-    "primary_device_type_id": 0.15,
-    "application_categories": 0.10,
-    "compliance_document_url": 0.20,
-    "program_type": 0.12,
-    "description": 0.15,
+    "description": 0.10,
+    "pid": 0.15,
+    "firmware_version": 0.08,
+    "hardware_version": 0.12,
+    "specification_version": 0.06,
+    "transport_interface": 0.07,
+    "tis_trp_tested": 0.25,
+    "compliance_document_url": 0.12,
 }
-QUIRKS: tuple[str, ...] = ("missing_optional", "whitespace_entities", "charset_cp1252", "markup_description")
+#: Share of products that belong to a family (only they show the family rows, each most of the time).
+FAMILY_SHARE = 0.3
+OPTIONAL_FIELDS: tuple[str, ...] = (*OPTIONAL_ABSENCE, *FAMILY_FIELDS)
+
+#: Quirk -> share of products that have it.  Every quirk is valid (the product is saved):
+#: ``missing_optional`` lacks many optional rows; ``whitespace_entities`` has extra
+#: whitespace, NBSPs and character references that normalise away; ``unparseable_pid``
+#: shows a Product ID that is not a number (``N/A``, ...: stored as None, with a warning);
+#: ``several_device_types`` lists more than one primary device type ID;
+#: ``card_no_certificate`` has no certificate line on its list card.
+QUIRK_RATES: dict[str, float] = {
+    "missing_optional": 0.05,
+    "whitespace_entities": 0.05,
+    "unparseable_pid": 0.10,
+    "several_device_types": 0.15,
+    "card_no_certificate": 0.08,
+}
+QUIRKS: tuple[str, ...] = tuple(QUIRK_RATES)
+#: Why an invalid page is rejected: no Certificate ID row, or a Certified Date reading "TBD".
 REJECT_FIELDS: tuple[str, ...] = ("certificate_id", "certification_date")
-QUIRK_RATE = 0.05
-REJECT_RATE = 0.02
+REJECT_RATE = 0.01  # per kind
 #: Every quirk and reject kind is forced into products ``0..FORCE_WINDOW-1``.
 FORCE_WINDOW = 100
-_FORCE_AT = {"missing_optional": 11, "whitespace_entities": 23, "charset_cp1252": 37, "markup_description": 49}
+_FORCE_AT = {
+    "missing_optional": 11,
+    "whitespace_entities": 23,
+    "unparseable_pid": 37,
+    "several_device_types": 49,
+    "card_no_certificate": 31,
+}
 _REJECT_CANDIDATES = (61, 83, 71, 93, 67, 89, 59, 97)
+UNPARSEABLE_PIDS = ("N/A", "TBD", "Various", "See family")
+
+#: Kinds of catalogue entries.  Only ``matter`` entries are Matter certified products.
+KINDS: tuple[str, ...] = ("matter", "zigbee", "platform", "software-component")
+#: kind -> (product_type slug, product_category slug, category label)
+KIND_TAXONOMY: dict[str, tuple[str, str, str]] = {
+    "matter": ("product", "matter", "Matter"),
+    "zigbee": ("product", "zigbee", "Zigbee"),
+    "platform": ("platform", "matter", "Matter"),
+    "software-component": ("software-component", "matter", "Matter"),
+}
+#: Filter ids of the list URL: ``p_type[]`` 14 = "Product", ``p_program_type[]`` 1049 = "Matter".
+#: (Other entries have no id in this shop: a filter value they do not carry matches nothing.)
+KIND_TYPE_ID = {"matter": "14", "zigbee": "14", "platform": None, "software-component": None}
+KIND_PROGRAM_ID = {"matter": "1049", "zigbee": None, "platform": "1049", "software-component": "1049"}
+#: Non-Matter entries listed after a Matter product: P(1) and P(2) (else 0): ~25% of all entries.
+_ONE_OTHER, _TWO_OTHERS = 0.23, 0.05
+_OTHER_KIND_WEIGHTS = (("zigbee", 0.5), ("platform", 0.3), ("software-component", 0.2))
 
 NEWEST_DATE = dt.date(2026, 10, 30)
-MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
 #: (first day of a Matter specification version, version)
 SPEC_VERSIONS = (
     (dt.date(2024, 11, 1), "1.4"),
@@ -89,7 +139,10 @@ SPEC_VERSIONS = (
     (dt.date(2023, 10, 1), "1.2"),
     (dt.date(2023, 5, 1), "1.1"),
 )
-COMPLIANCE_URL = "https://csa-iot.org/wp-content/uploads/compliance/{slug}.pdf"
+ZIGBEE_SPEC_VERSIONS = ("Zigbee 3.0", "Zigbee PRO 2017", "Zigbee PRO 2023")
+COMPLIANCE_PATH = "/wp-content/uploads/compliance/{slug}.zip"
+#: WordPress post ids: newest highest, 4 per Matter index (a product and its followers).
+POST_ID_BASE = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +166,10 @@ class DeviceType:
     type_id: int
     category: str
     nouns: tuple[str, ...]
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
 
 
 # fmt: off
@@ -165,7 +222,7 @@ DEVICE_TYPES: tuple[DeviceType, ...] = (
     DeviceType("Dimmable Light", 0x0101, "Lighting", ("Dimmable Bulb", "Filament Bulb ST64", "Candle Bulb E14")),
     DeviceType("On/Off Light", 0x0100, "Lighting", ("Outdoor Spotlight", "Night Light", "Garden Light")),
     DeviceType("Dimmer Switch", 0x0104, "Lighting", ("In-Wall Dimmer", "Smart Dimmer Switch", "Rotary Dimmer")),
-    DeviceType("Smart Plug", 0x010A, "Energy",
+    DeviceType("On/Off Plug-in Unit", 0x010A, "Energy",
                ("Smart Plug Mini", "Outdoor Smart Plug", "Smart Plug with Energy Monitoring", "Smart Power Strip")),
     DeviceType("Electrical Sensor", 0x0510, "Energy", ("Energy Meter", "Smart Meter Clamp")),
     DeviceType("EVSE", 0x050C, "Energy", ("EV Charger 11 kW", "Wallbox Charger")),
@@ -184,7 +241,7 @@ DEVICE_TYPES: tuple[DeviceType, ...] = (
     DeviceType("Air Purifier", 0x002D, "Climate", ("Air Purifier 300", "HEPA Air Purifier")),
     DeviceType("Room Air Conditioner", 0x0072, "Climate", ("Window Air Conditioner", "Mini-Split AC")),
     DeviceType("Heat Pump", 0x0309, "Climate", ("Air-to-Water Heat Pump",)),
-    DeviceType("Bridge", 0x000E, "Bridges", ("Smart Bridge", "Home Hub", "Zigbee Bridge", "Matter Gateway")),
+    DeviceType("Aggregator", 0x000E, "Bridges", ("Smart Bridge", "Home Hub", "Zigbee Bridge", "Matter Gateway")),
     DeviceType("Robotic Vacuum Cleaner", 0x0074, "Appliances", ("Robot Vacuum S8", "Robot Vacuum & Mop")),
     DeviceType("Refrigerator", 0x0070, "Appliances", ("French Door Refrigerator", "Smart Fridge")),
     DeviceType("Dishwasher", 0x0075, "Appliances", ("Dishwasher 60 cm",)),
@@ -208,18 +265,22 @@ _RELATED = {
 }
 #: category -> ((transports, weight), ...)
 _TRANSPORTS = {
-    "Lighting": ((("Thread",), 40), (("Wi-Fi",), 40), (("Thread", "Wi-Fi"), 15), (("Ethernet",), 5)),
-    "Sensors": ((("Thread",), 80), (("Wi-Fi",), 20)),
-    "Security": ((("Thread",), 55), (("Wi-Fi",), 30), (("Thread", "Wi-Fi"), 15)),
-    "Climate": ((("Wi-Fi",), 50), (("Thread",), 35), (("Thread", "Wi-Fi"), 15)),
-    "Energy": ((("Wi-Fi",), 55), (("Thread",), 30), (("Ethernet", "Wi-Fi"), 15)),
-    "Appliances": ((("Wi-Fi",), 85), (("Ethernet", "Wi-Fi"), 15)),
-    "Bridges": ((("Ethernet",), 45), (("Ethernet", "Wi-Fi"), 30), (("Wi-Fi",), 15), (("Ethernet", "Thread"), 10)),
-    "Entertainment": ((("Wi-Fi",), 60), (("Ethernet", "Wi-Fi"), 40)),
+    "Lighting": ((("Wi-Fi", "Bluetooth"), 30), (("Thread",), 30), (("Thread", "Bluetooth"), 15), (("Wi-Fi",), 15),
+                 (("Ethernet",), 5), (("Thread", "Wi-Fi"), 5)),
+    "Sensors": ((("Thread",), 60), (("Thread", "Bluetooth"), 25), (("Wi-Fi", "Bluetooth"), 15)),
+    "Security": ((("Thread",), 35), (("Thread", "Bluetooth"), 20), (("Wi-Fi", "Bluetooth"), 30), (("Wi-Fi",), 15)),
+    "Climate": ((("Wi-Fi",), 35), (("Wi-Fi", "Bluetooth"), 20), (("Thread",), 35), (("Thread", "Wi-Fi"), 10)),
+    "Energy": ((("Wi-Fi", "Bluetooth"), 40), (("Wi-Fi",), 20), (("Thread",), 25), (("Ethernet", "Wi-Fi"), 15)),
+    "Appliances": ((("Wi-Fi",), 60), (("Wi-Fi", "Bluetooth"), 25), (("Ethernet", "Wi-Fi"), 15)),
+    "Bridges": ((("Ethernet",), 35), (("Ethernet", "Wi-Fi"), 30), (("Wi-Fi",), 15), (("Ethernet", "Thread"), 20)),
+    "Entertainment": ((("Wi-Fi",), 50), (("Ethernet", "Wi-Fi"), 35), (("Wi-Fi", "Bluetooth"), 15)),
 }
 _VARIANTS = ("Pro", "Mini", "Plus", "2nd Gen", "Color", "White", "Max", "Lite", "(EU)", "(US)", "Gen 3", "S")
-_EURO_VARIANTS = ("– Édition Zürich", "– Crème", "– Noir Élégance", "– Weiß", "– Café")
+_EURO_VARIANTS = ("– Édition Zürich", "– Crème", "– Noir Élégance", "– Weiß", "– Café", "– Größe M")
 _SKU_REGIONS = ("EU", "US", "UK", "AU", "JP", "WH", "BK", "GR")
+_HARDWARE = ("1", "2", "3", "1.0", "1.1", "2.0", "A", "rev3", "V1.0", "P1", "HW 2.1")
+_PLATFORM_NOUNS = ("Matter SDK Platform", "Thread SoC Platform", "Wi-Fi Module Platform", "Matter Reference Design")
+_SOFTWARE_NOUNS = ("Matter Stack", "Matter Controller SDK", "Commissioning Library", "OTA Provider Component")
 
 #: How descriptions name a device type when its lowercase name reads badly.
 _KIND_NAMES = {
@@ -227,7 +288,9 @@ _KIND_NAMES = {
     "EVSE": "EV charger",
     "Solar Power": "solar inverter",
     "On/Off Light": "light",
+    "On/Off Plug-in Unit": "smart plug",
     "Electrical Sensor": "energy meter",
+    "Aggregator": "bridge",
 }
 _ADJECTIVES = ("a compact", "an energy-efficient", "a versatile", "a reliable", "an easy-to-install", "a stylish",
                "a low-power")
@@ -240,47 +303,20 @@ _GENERAL = (
     "It connects over {transport} and works with every Matter controller.",
     "Setup takes seconds: scan the QR code with your favourite smart home app.",
     "All control happens locally, so it keeps working when the internet does not.",
-    "Firmware updates are delivered over the air.",
     "Add it to scenes & automations alongside devices from other brands.",
     "Multi-admin support lets several ecosystems control it at the same time.",
 )
-_BY_CATEGORY = {
-    "Lighting": ("Dim it from your phone, by voice or with a wall switch.",
-                 "Schedules and smooth fades make mornings easier.",
-                 "Rated for 25,000 hours of use."),
-    "Sensors": ("The battery lasts up to two years.", "Reports changes in under a second.",
-                "Mount it with the included adhesive pad."),
-    "Security": ("Unlock with your phone, a PIN code or a key.", "Get notified when someone arrives.",
-                 "Tamper alerts keep you informed."),
-    "Climate": ("Create heating & cooling schedules that save energy.", "Works with most 24 V HVAC systems.",
-                "Eco mode learns your routine."),
-    "Energy": ("Track consumption in real time.", "Supports loads up to 16 A.",
-               "See your home's energy use at a glance."),
-    "Appliances": ("Start and monitor cycles remotely.", "Receive a notification when the cycle ends.",
-                   "Energy-saving programs reduce running costs."),
-    "Bridges": ("Brings up to 64 existing devices into Matter.", "Connect it to your router with the supplied cable.",
-                "Acts as a Thread border router."),
-    "Entertainment": ("Stream music from any app.", "Group it with other speakers for whole-home audio.",
-                      "Supports 4K HDR content."),
-}
 _EURO_SENTENCES = (
     "It’s designed in Zürich – and built to last.",
     "Crème finish, café-grade materials – très élégant.",
-    "Engineered by Société Générale Électronique’s team in Besançon.",
 )
 
-_TAG_RE = re.compile(r"<[^>]*>")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
 
 def normalise_text(text: str) -> str:
     """Collapse every whitespace run (NBSP included) to one space and strip."""
     return " ".join(text.split())
-
-
-def html_to_text(fragment: str) -> str:
-    """The normalised text of an HTML fragment: tags dropped, entities decoded."""
-    return normalise_text(html.unescape(_TAG_RE.sub("", fragment)))
 
 
 def slugify(text: str) -> str:
@@ -290,50 +326,98 @@ def slugify(text: str) -> str:
 
 
 def format_date(day: dt.date) -> str:
-    """``%B %d, %Y`` without depending on the locale: ``March 05, 2024``."""
-    return f"{MONTHS[day.month - 1]} {day.day:02d}, {day.year}"
+    """The site's date format, MM/DD/YYYY: ``06/27/2025``."""
+    return f"{day.month:02d}/{day.day:02d}/{day.year}"
+
+
+def format_hex(value: int) -> str:
+    """``0x0D02``: four (or more) uppercase hex digits."""
+    return f"0x{value:04X}"
 
 
 def certification_day(index: int) -> dt.date:
-    """Certification date of product ``index``: about 3.5 products a day, newest first."""
+    """Certification date of Matter product ``index``: about 3.5 products a day, newest first."""
     return NEWEST_DATE - dt.timedelta(days=index * 2 // 7)
+
+
+def seeded_unit(seed: int, *parts: object) -> float:
+    """A stable uniform draw in [0, 1) from ``seed`` and ``parts`` (blake2b; not Python's ``hash``)."""
+    key = "\x1f".join(map(str, (seed, *parts))).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
+#: (Matter index, sub-index): sub -1 is Matter product ``index``, sub 0, 1 the non-Matter
+#: entries listed right after it.  Tuples sort in list order (newest first).
+Entry = tuple[int, int]
 
 
 @dataclass(slots=True)
 class Product:
-    """One product: its truth ``fields`` plus what the pages need to show it."""
+    """One catalogue entry: its truth ``fields`` plus what the pages need to show it."""
 
     index: int
+    #: -1 for a Matter product, else the position among the non-Matter entries after Matter product ``index``.
+    sub: int
+    kind: str
     slug: str
+    post_id: int
     quirks: tuple[str, ...]
     reject_field: str | None
     fields: dict[str, Any]
-    #: Text of the Certification Date row ("TBD" on a rejected page).
-    date_text: str
-    #: Inner HTML of ``div.entry-description``, or None.
-    description_html: str | None
+    #: Fields present on the page but unparseable (stored as None, with a warning).
+    warnings: tuple[str, ...]
+    #: ``product_company-<slug>`` and ``product_device_type-<slug>`` (None: no device type class).
+    company_slug: str
+    device_slug: str | None
+    #: Text of the Certified Date row ("TBD" on a rejected page, None: no row).
+    date_text: str | None
+    #: Text of the Product ID row (a hex number, or unparseable text), or None.
+    pid_text: str | None
+    #: Whether the list card shows the certificate line.
+    card_certificate: bool
     #: Seed of the whitespace/entity noise of ``whitespace_entities`` pages.
     noise_seed: int
     #: 404 or 410 when the product is permanently gone (its detail page always answers that status).
     gone_status: int | None = None
-    #: The dead host its list page links it on (absolute URL), or None for a normal relative link.
+    #: The dead host its list page links it on (absolute URL), or None for a link to the shop.
     dead_host: str | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return (self.index, self.sub)
+
+    @property
+    def matter(self) -> bool:
+        return self.kind == "matter"
 
     @property
     def path(self) -> str:
         return f"/csa_product/{self.slug}/"
 
     @property
+    def category_label(self) -> str:
+        return KIND_TAXONOMY[self.kind][2]
+
+    @property
+    def css_classes(self) -> str:
+        """The ``class`` of its ``<article>`` (card and detail page), WordPress style."""
+        product_type, category, _ = KIND_TAXONOMY[self.kind]
+        classes = (
+            f"post-{self.post_id} product type-product status-publish hentry"
+            f" product_type-{product_type} product_category-{category}"
+        )
+        if self.device_slug is not None:
+            classes += f" product_device_type-{self.device_slug}"
+        return f"{classes} product_company-{self.company_slug}"
+
+    @property
     def list_page(self) -> int:
+        """Page of the (fully grown) Matter list this Matter product is on."""
         return self.index // PER_PAGE + 1
 
     @property
     def list_position(self) -> int:
         return self.index % PER_PAGE + 1
-
-    @property
-    def charset(self) -> str:
-        return "windows-1252" if "charset_cp1252" in self.quirks else "utf-8"
 
     @property
     def dead_reason(self) -> str | None:
@@ -345,13 +429,14 @@ class Product:
         return None
 
     def truth(self) -> dict[str, Any]:
-        """The ground-truth line of this product.
+        """The ground-truth line of this Matter product.
 
         ``expected`` is ``saved``, ``rejected`` or ``dead_letter``; a product whose page
         can never be fetched (gone, or linked on the dead host) is a dead letter even when
         its page is invalid (``reject_field`` still describes the page).  ``host`` is the
         dead host the list page links the product on (``http://<host>:<dead port><path>``),
-        None for a normal link relative to the shop.
+        None for a link to the shop.  ``warnings`` names the fields shown on the page with
+        a value that does not parse (a correct crawler stores None and warns).
         """
         dead_reason = self.dead_reason
         return {
@@ -364,13 +449,30 @@ class Product:
             "dead_reason": dead_reason,
             "reject_field": self.reject_field,
             "quirks": list(self.quirks),
+            "warnings": list(self.warnings),
+            "fields": {k: list(v) if isinstance(v, list) else v for k, v in self.fields.items()},
+        }
+
+    def other_truth(self) -> dict[str, Any]:
+        """The truth line of a non-Matter entry (``truth --all``): never in the Matter list, never to be stored."""
+        return {
+            "key": self.slug,
+            "path": self.path,
+            "host": None,
+            "list_page": None,
+            "list_position": None,
+            "expected": "excluded",
+            "dead_reason": None,
+            "reject_field": None,
+            "quirks": [],
+            "warnings": [],
             "fields": {k: list(v) if isinstance(v, list) else v for k, v in self.fields.items()},
         }
 
 
 def _draw_flags(rng: random.Random) -> tuple[set[str], str | None]:
     """The first draws of a product's generator: its quirks and reject kind."""
-    quirks = {q for q in QUIRKS if rng.random() < QUIRK_RATE}
+    quirks = {q for q, rate in QUIRK_RATES.items() if rng.random() < rate}
     r = rng.random()
     reject = REJECT_FIELDS[0] if r < REJECT_RATE else REJECT_FIELDS[1] if r < 2 * REJECT_RATE else None
     return quirks, reject
@@ -380,31 +482,30 @@ def _weighted(rng: random.Random, options: tuple[tuple[Any, int], ...]) -> Any:
     return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
 
 
-_VENDOR_WEIGHTS = [v.weight for v in VENDORS]
-_EURO_VENDORS = tuple(v for v in VENDORS if v.european)
-_ENTITY_VENDORS = tuple(v for v in VENDORS if "&" in v.name or "'" in v.name)
-
-
-def seeded_unit(seed: int, *parts: object) -> float:
-    """A stable uniform draw in [0, 1) from ``seed`` and ``parts`` (blake2b; not Python's ``hash``)."""
-    key = "\x1f".join(map(str, (seed, *parts))).encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
-
+_VENDOR_CUMULATIVE = list(itertools.accumulate(v.weight for v in VENDORS))
+_VENDOR_SLUGS = tuple(slugify(v.name) for v in VENDORS)
 
 DEFAULT_DEAD_HOST = "127.0.0.2"
 
 
+def _draw_vendor(unit: float) -> int:
+    """Index in :data:`VENDORS` of a weighted draw from the uniform ``unit``."""
+    return bisect.bisect_right(_VENDOR_CUMULATIVE, unit * _VENDOR_CUMULATIVE[-1])
+
+
 class Catalogue:
-    """``products`` products generated from ``seed``; newest (index 0) first.
+    """``products`` (+ ``grow``) Matter products generated from ``seed``; newest (index 0) first.
 
-    ``product(i)`` builds product ``i`` on demand (LRU-cached), ``pages`` is
-    the number of list pages, ``truth()`` yields the ground-truth lines.
+    ``product(i)`` builds Matter product ``i`` on demand (LRU-cached), ``other(i, j)``
+    the j-th non-Matter entry listed after it, ``entry((i, j))`` either.  ``pages`` is
+    the number of pages of the (fully grown) Matter list, ``truth()`` yields the
+    ground-truth lines.  ``len()`` is the number of Matter products, ``products + grow``.
 
-    ``gone_share`` of the products are permanently gone (detail page 404 for an
-    even index, 410 for an odd one) and ``dead_share`` are linked on
-    ``dead_host`` (see :class:`Product`).  Both are drawn per index from the seed
-    with a hash, independently of each other, of the product generator and of
-    ``products``; a product drawn for both is dead (it is never fetched from the shop).
+    ``gone_share`` of the Matter products are permanently gone (detail page 404 for an
+    even index, 410 for an odd one) and ``dead_share`` are linked on ``dead_host``
+    (see :class:`Product`).  Both are drawn per index from the seed with a hash,
+    independently of each other, of the product generator and of the shop size; a
+    product drawn for both is dead (it is never fetched from the shop).
     """
 
     def __init__(
@@ -414,25 +515,33 @@ class Catalogue:
         gone_share: float = 0.0,
         dead_share: float = 0.0,
         dead_host: str = DEFAULT_DEAD_HOST,
+        grow: int = 0,
     ) -> None:
-        if products < 0:
-            raise ValueError("products must be >= 0")
+        if products < 0 or grow < 0:
+            raise ValueError("products and grow must be >= 0")
         for name, share in (("gone_share", gone_share), ("dead_share", dead_share)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         self.products = products
+        self.grow = grow
+        self.total = products + grow
         self.seed = seed
         self.gone_share = gone_share
         self.dead_share = dead_share
         self.dead_host = dead_host
-        self.pages = max(1, -(-products // PER_PAGE))
+        self.pages = max(1, -(-self.total // PER_PAGE))
         master = random.Random(seed)
-        self._seeds = [master.getrandbits(64) for _ in range(max(products, FORCE_WINDOW))]
+        self._seeds = [master.getrandbits(64) for _ in range(max(self.total, FORCE_WINDOW))]
         self._forced = self._force_window()
         self.product = lru_cache(maxsize=4096)(self._make_product)
+        self.other = lru_cache(maxsize=2048)(self._make_other)
+        self._entries: list[Entry] | None = None
+        self._views: dict[frozenset[str], list[Entry]] = {}
+        self._vendors: list[int] | None = None
+        self._by_vendor: dict[int, list[int]] | None = None
 
     def __len__(self) -> int:
-        return self.products
+        return self.total
 
     def _force_window(self) -> dict[int, tuple[set[str], str | None]]:
         """Flags of the products forced to carry a quirk/reject absent from the window."""
@@ -453,27 +562,106 @@ class Catalogue:
                     break
         return forced
 
-    def page_range(self, page: int) -> range:
-        """Indices of the products on list page ``page`` (1-based)."""
-        start = (page - 1) * PER_PAGE
-        return range(start, min(start + PER_PAGE, self.products))
+    # --- the lists ------------------------------------------------------------------------------------------
 
-    def index_of_slug(self, slug: str) -> int | None:
-        """Index of the product with this slug, or None."""
-        _, _, serial = slug.rpartition("-")
-        if not serial.isdigit() or not serial.isascii():
+    def others_of(self, index: int) -> tuple[str, ...]:
+        """Kinds of the non-Matter entries listed right after Matter product ``index``."""
+        draw = seeded_unit(self.seed, "others", index)
+        count = 2 if draw < _TWO_OTHERS else 1 if draw < _TWO_OTHERS + _ONE_OTHER else 0
+        kinds = []
+        for sub in range(count):
+            point = seeded_unit(self.seed, "kind", index, sub)
+            for kind, weight in _OTHER_KIND_WEIGHTS:  # noqa: B007 (the loop picks ``kind``)
+                point -= weight
+                if point < 0:
+                    break
+            kinds.append(kind)
+        return tuple(kinds)
+
+    def kind_of(self, entry: Entry) -> str:
+        index, sub = entry
+        return "matter" if sub < 0 else self.others_of(index)[sub]
+
+    def entries(self) -> list[Entry]:
+        """Every entry of the (fully grown) unfiltered list, newest first."""
+        if self._entries is None:
+            entries: list[Entry] = []
+            for index in range(self.total):
+                entries.append((index, -1))
+                entries.extend((index, sub) for sub in range(len(self.others_of(index))))
+            self._entries = entries
+        return self._entries
+
+    def view(self, kinds: frozenset[str]) -> list[Entry]:
+        """The entries of ``kinds`` in list order (cached); ``{"matter"}`` is the Matter list."""
+        entries = self._views.get(kinds)
+        if entries is None:
+            if kinds == frozenset({"matter"}):
+                entries = [(index, -1) for index in range(self.total)]
+            elif kinds >= set(KINDS):
+                entries = self.entries()
+            else:
+                entries = [e for e in self.entries() if self.kind_of(e) in kinds]
+            self._views[kinds] = entries
+        return entries
+
+    def page_range(self, page: int) -> range:
+        """Indices of the Matter products on page ``page`` (1-based) of the fully grown Matter list."""
+        start = (page - 1) * PER_PAGE
+        return range(start, min(start + PER_PAGE, self.total))
+
+    # --- lookups ------------------------------------------------------------------------------------------------
+
+    def entry(self, entry: Entry) -> Product:
+        index, sub = entry
+        return self.product(index) if sub < 0 else self.other(index, sub)
+
+    def entry_of_slug(self, slug: str) -> Entry | None:
+        """The entry with this slug, or None."""
+        head, _, last = slug.rpartition("-")
+        sub = -1
+        if len(last) == 1:
+            if not last.isdigit() or last == "0":
+                return None
+            sub = int(last) - 1
+            head, _, last = head.rpartition("-")
+        if len(last) < 5 or not last.isdigit() or not last.isascii():
             return None
-        index = int(serial) - 1
-        if 0 <= index < self.products and self.product(index).slug == slug:
-            return index
-        return None
+        index = int(last) - 1
+        if not 0 <= index < self.total or (sub >= 0 and sub >= len(self.others_of(index))):
+            return None
+        entry = (index, sub)
+        return entry if self.entry(entry).slug == slug else None
+
+    def vendor_index(self, index: int) -> int:
+        """Index in :data:`VENDORS` of the maker of Matter product ``index``."""
+        if self._vendors is not None:
+            return self._vendors[index]
+        return _draw_vendor(seeded_unit(self.seed, "vendor", index))
+
+    def more_by(self, entry: Entry, count: int = 3) -> list[int]:
+        """Up to ``count`` Matter products of the entry's company older than it (its "More by" section).
+
+        Only older products, so the section never shows a product the shop has not added yet.
+        """
+        if self._by_vendor is None:
+            self._vendors = [_draw_vendor(seeded_unit(self.seed, "vendor", i)) for i in range(self.total)]
+            self._by_vendor = {}
+            for i, vendor in enumerate(self._vendors):
+                self._by_vendor.setdefault(vendor, []).append(i)
+        product = self.entry(entry)
+        company = product.company_slug
+        vendor = _VENDOR_SLUGS.index(company)
+        indices = self._by_vendor.get(vendor, [])
+        at = bisect.bisect_right(indices, entry[0])
+        return indices[at : at + count]
 
     def is_dead(self, index: int) -> bool:
-        """Whether product ``index`` is linked on the dead host."""
+        """Whether Matter product ``index`` is linked on the dead host."""
         return self.dead_share > 0 and seeded_unit(self.seed, "dead", index) < self.dead_share
 
     def gone_status(self, index: int) -> int | None:
-        """404/410 when product ``index`` is permanently gone (and not dead), else None."""
+        """404/410 when Matter product ``index`` is permanently gone (and not dead), else None."""
         if self.gone_share > 0 and seeded_unit(self.seed, "gone", index) < self.gone_share:
             if not self.is_dead(index):
                 return 404 if index % 2 == 0 else 410
@@ -484,38 +672,56 @@ class Catalogue:
         if self.gone_share <= 0:
             return {}
         paths = {}
-        for index in range(self.products):
+        for index in range(self.total):
             status = self.gone_status(index)
             if status is not None:
                 paths[self.product(index).path] = status
         return paths
 
-    def truth(self) -> Iterator[dict[str, Any]]:
-        """Ground truth, one dict per product, newest first."""
-        for index in range(self.products):
-            yield self.product(index).truth()
+    def truth(self, matter_only: bool = True, grow: int | None = None) -> Iterator[dict[str, Any]]:
+        """Ground truth, one dict per Matter product, newest first (the fully grown catalogue).
+
+        With ``matter_only=False``, every entry of the unfiltered list in its order, each line
+        with ``"matter"`` (bool), ``"kind"`` (:data:`KINDS`), ``"all_page"`` and ``"all_position"``
+        (its place in the unfiltered list); non-Matter entries are ``"expected": "excluded"``
+        with no Matter list position.  ``grow`` (default: the catalogue's own) gives the truth
+        of this catalogue grown by that many products: ``Catalogue(n, s).truth(grow=g)`` is
+        ``Catalogue(n, s, grow=g).truth()``.
+        """
+        if grow is not None and grow != self.grow:
+            grown = Catalogue(self.products, self.seed, self.gone_share, self.dead_share, self.dead_host, grow=grow)
+            yield from grown.truth(matter_only)
+            return
+        if matter_only:
+            for index in range(self.total):
+                yield self.product(index).truth()
+            return
+        for number, entry in enumerate(self.entries()):
+            product = self.entry(entry)
+            line = product.truth() if product.matter else product.other_truth()
+            line["matter"] = product.matter
+            line["kind"] = product.kind
+            line["all_page"] = number // PER_PAGE + 1
+            line["all_position"] = number % PER_PAGE + 1
+            yield line
+
+    # --- generation ---------------------------------------------------------------------------------------------
 
     def _make_product(self, index: int) -> Product:
-        if not 0 <= index < self.products:
+        if not 0 <= index < self.total:
             raise IndexError(index)
         rng = random.Random(self._seeds[index])
         quirk_set, reject = _draw_flags(rng)
         if index in self._forced:
             quirk_set, reject = self._forced[index]
         quirks = tuple(q for q in QUIRKS if q in quirk_set)
-        euro = "charset_cp1252" in quirk_set
 
-        if euro:
-            vendor = rng.choice(_EURO_VENDORS)
-        elif "whitespace_entities" in quirk_set and rng.random() < 0.5:
-            vendor = rng.choice(_ENTITY_VENDORS)
-        else:
-            vendor = rng.choices(VENDORS, weights=_VENDOR_WEIGHTS)[0]
+        vendor = VENDORS[self.vendor_index(index)]
         category = rng.choice(vendor.categories)
         dtype = rng.choice(_TYPES_BY_CATEGORY[category])
         noun = rng.choice(dtype.nouns)
         title = f"{vendor.brand} {noun}"
-        if euro:
+        if vendor.european and rng.random() < 0.4:
             title += " " + rng.choice(_EURO_VARIANTS)
         elif rng.random() < 0.5:
             title += " " + rng.choice(_VARIANTS)
@@ -523,114 +729,172 @@ class Catalogue:
         day = certification_day(index)
         yy = day.year % 100
         initials = "".join(w[0] for w in noun.split() if w[0].isalnum()).upper()
-        model = f"{vendor.code}-{initials}{rng.randint(1, 9)}{rng.choice('ABCEGMPSX')}{rng.randint(0, 99):02d}"
         family_sku = f"{vendor.code}-{initials}{rng.randint(10, 99)}"
         transports = _weighted(rng, _TRANSPORTS[category])
-        categories = [category]
-        if rng.random() < 0.25:
-            categories.append(rng.choice(_RELATED[category]))
         specs = [v for start, v in SPEC_VERSIONS if day >= start] + ["1.0"]
         spec = specs[0] if rng.random() < 0.6 else rng.choice(specs)
-        fw = f"{rng.randint(1, 4)}.{rng.randint(0, 9)}.{rng.randint(0, 20)}"
-        if rng.random() < 0.2:
-            fw += rng.choice(("-rc1", "-rc2", "-beta1", "-beta3", "-hotfix"))
+        type_ids = [dtype.type_id]
+        if "several_device_types" in quirk_set:
+            pool = [t.type_id for c in (category, *_RELATED[category]) for t in _TYPES_BY_CATEGORY[c]]
+            pool = sorted(set(pool) - {dtype.type_id})
+            type_ids += rng.sample(pool, min(len(pool), rng.randint(1, 2)))
+        pid = rng.randint(1, 0x8FFF)
         fields: dict[str, Any] = {
             "title": title,
             "manufacturer": vendor.name,
-            "model": model,
-            "device_type": dtype.name,
+            "device_type": dtype.slug,
+            "description": _excerpt(rng, title, vendor, dtype, transports),
             "certificate_id": f"CSA{yy:02d}{day.timetuple().tm_yday:03d}MAT{40000 + index:05d}-{yy:02d}",
             "certification_date": day.isoformat(),
-            "software_version": f"{rng.randint(1, 5)}.{rng.randint(0, 12)}.{rng.randint(0, 30)}",
-            "hardware_version": rng.choice(("1", "2", "3", "1.0", "1.1", "2.0", "A", "rev3")),
-            "firmware_version": fw,
             "vid": vendor.vid,
-            "pid": rng.randint(1, 0x8FFF),
+            "pid": pid,
+            "primary_device_type_id": type_ids,
+            "firmware_version": _firmware(rng),
+            "hardware_version": rng.choice(_HARDWARE),
+            "specification_version": spec,
+            "transport_interface": list(transports),
+            "tis_trp_tested": rng.random() < 0.6,
+            "compliance_document_url": COMPLIANCE_PATH.format(slug=slug),
             "family_sku": family_sku,
             "family_variant_sku": f"{family_sku}-{rng.choice(_SKU_REGIONS)}",
             "family_id": f"{vendor.code}-FAM-{rng.randint(1, 9999):04d}",
-            "tis_trp_tested": rng.random() < 0.6,
-            "specification_version": spec,
-            "transport_interface": list(transports),
-            "primary_device_type_id": dtype.type_id,
-            "application_categories": categories,
-            "compliance_document_url": COMPLIANCE_URL.format(slug=slug),
-            "program_type": "Matter (Zigbee Bridged)" if rng.random() < 0.05 else "Matter",
-            "description": None,
         }
-        kind = _KIND_NAMES.get(dtype.name, dtype.name.lower())
-        params = {
-            "title": title,
-            "brand": vendor.brand,
-            "maker": vendor.name,
-            "kind": kind,
-            "adj": rng.choice(_ADJECTIVES),
-            "transport": " and ".join(transports),
-        }
-        if "markup_description" in quirk_set:
-            description_html = _markup_description(rng, params, category, euro)
-        else:
-            description_html = _plain_description(rng, params, category, euro)
-
         absent = {f for f, p in OPTIONAL_ABSENCE.items() if rng.random() < p}
+        in_family = rng.random() < FAMILY_SHARE
+        family_draws = [rng.random() for _ in FAMILY_FIELDS]
+        if not in_family:
+            absent.update(FAMILY_FIELDS)
+        else:
+            absent.update(f for f, u, p in zip(FAMILY_FIELDS, family_draws, (0.05, 0.2, 0.1), strict=True) if u < p)
         if "missing_optional" in quirk_set:
-            absent.update(rng.sample(sorted(OPTIONAL_ABSENCE), rng.randint(6, 10)))
-        if euro:
-            absent.discard("description")
-        if "markup_description" in quirk_set:
-            absent.discard("description")
+            absent.update(rng.sample(OPTIONAL_FIELDS, rng.randint(5, 9)))
+        pid_text: str | None = format_hex(pid)
+        warnings: tuple[str, ...] = ()
+        unparseable = rng.choice(UNPARSEABLE_PIDS)
+        if "unparseable_pid" in quirk_set:
+            absent.discard("pid")
+            pid_text, warnings = unparseable, ("pid",)
+            fields["pid"] = None
         if reject:
             absent.add(reject)
-        if "description" not in absent:
-            fields["description"] = html_to_text(description_html)
         for name in absent:
             fields[name] = None
-        date_text = "TBD" if reject == "certification_date" else format_date(day)
+        if "pid" in absent:
+            pid_text = None
+        card_certificate = "card_no_certificate" not in quirk_set and fields["certificate_id"] is not None
+        if reject == "certification_date":
+            date_text: str | None = "TBD"
+        else:
+            date_text = format_date(day)
         return Product(
             index=index,
+            sub=-1,
+            kind="matter",
             slug=slug,
+            post_id=POST_ID_BASE - 4 * index,
             quirks=quirks,
             reject_field=reject,
             fields=fields,
+            warnings=warnings,
+            company_slug=_VENDOR_SLUGS[self.vendor_index(index)],
+            device_slug=dtype.slug,
             date_text=date_text,
-            description_html=None if "description" in absent else description_html,
+            pid_text=pid_text,
+            card_certificate=card_certificate,
             noise_seed=rng.getrandbits(32),
             gone_status=self.gone_status(index),
             dead_host=self.dead_host if self.is_dead(index) else None,
         )
 
-
-def _sentences(rng: random.Random, params: dict[str, str], category: str, count: int) -> list[str]:
-    pool = _GENERAL + _BY_CATEGORY[category]
-    return [s.format(**params) for s in rng.sample(pool, count)]
-
-
-def _plain_description(rng: random.Random, params: dict[str, str], category: str, euro: bool) -> str:
-    sentences = [rng.choice(_INTRO).format(**params)]
-    if euro:
-        sentences.append(rng.choice(_EURO_SENTENCES))
-    sentences += _sentences(rng, params, category, rng.randint(0, 6))
-    paragraphs = []
-    while sentences:
-        size = rng.randint(1, 3)
-        paragraphs.append(" ".join(sentences[:size]))
-        del sentences[:size]
-    return "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-
-
-def _markup_description(rng: random.Random, params: dict[str, str], category: str, euro: bool) -> str:
-    esc = html.escape
-    title, transport = esc(params["title"]), esc(params["transport"])
-    bullets = _sentences(rng, params, category, 3)
-    euro_text = " " + esc(rng.choice(_EURO_SENTENCES)) if euro else ""
-    return "\n".join(
-        (
-            f"<p>The <b>{title}</b> is <em>{esc(params['adj'])}</em> {esc(params['kind'])}"
-            f" &amp; talks <b>{transport}</b>.{euro_text}</p>",
-            "<ul>",
-            *(f"  <li>{esc(b)}</li>" for b in bullets),
-            "</ul>",
-            '<p>Read the <a href="https://csa-iot.org/all-solutions/matter/">Matter overview</a> for details.<br>',
-            f"Questions? Contact <em>{esc(params['brand'])}</em> support.</p>",
+    def _make_other(self, index: int, sub: int) -> Product:
+        """The ``sub``-th non-Matter entry after Matter product ``index``: a Zigbee product, a platform, ..."""
+        if not 0 <= index < self.total:
+            raise IndexError(index)
+        kind = self.others_of(index)[sub]
+        rng = random.Random(int(seeded_unit(self.seed, "other", index, sub) * 2**64))
+        vendor_index = _draw_vendor(rng.random())
+        vendor = VENDORS[vendor_index]
+        category = rng.choice(vendor.categories)
+        dtype = rng.choice(_TYPES_BY_CATEGORY[category])
+        day = certification_day(index)
+        yy = day.year % 100
+        serial = f"{index + 1:05d}-{sub + 1}"
+        if kind == "zigbee":
+            title = f"{vendor.brand} {rng.choice(dtype.nouns)} Zigbee"
+            certificate = f"ZIG{yy:02d}{day.timetuple().tm_yday:03d}ZB3{20000 + index:05d}{sub}-{yy:02d}"
+            spec, transports, vid, type_ids = rng.choice(ZIGBEE_SPEC_VERSIONS), ["Zigbee"], None, None
+        else:
+            nouns = _PLATFORM_NOUNS if kind == "platform" else _SOFTWARE_NOUNS
+            title = f"{vendor.brand} {rng.choice(nouns)} {rng.randint(1, 5)}.{rng.randint(0, 9)}"
+            certificate = f"CSA{yy:02d}{day.timetuple().tm_yday:03d}MAT{80000 + index:05d}{sub}-{yy:02d}"
+            spec = next(v for start, v in SPEC_VERSIONS + ((dt.date.min, "1.0"),) if day >= start)
+            transports = list(_weighted(rng, _TRANSPORTS[category]))
+            vid, type_ids = vendor.vid, [dtype.type_id]
+        slug = f"{slugify(title)}-{serial}"
+        fields: dict[str, Any] = dict.fromkeys(FIELDS)
+        fields.update(
+            title=title,
+            manufacturer=vendor.name,
+            device_type=dtype.slug,
+            description=f"{title} by {vendor.name}.",
+            certificate_id=certificate,
+            certification_date=day.isoformat(),
+            vid=vid,
+            primary_device_type_id=type_ids,
+            firmware_version=_firmware(rng),
+            hardware_version=rng.choice(_HARDWARE) if kind == "zigbee" else None,
+            specification_version=spec,
+            transport_interface=transports,
+            compliance_document_url=COMPLIANCE_PATH.format(slug=slug),
         )
-    )
+        return Product(
+            index=index,
+            sub=sub,
+            kind=kind,
+            slug=slug,
+            post_id=POST_ID_BASE - 4 * index - 1 - sub,
+            quirks=(),
+            reject_field=None,
+            fields=fields,
+            warnings=(),
+            company_slug=_VENDOR_SLUGS[vendor_index],
+            device_slug=dtype.slug,
+            date_text=format_date(day),
+            pid_text=None,
+            card_certificate=True,
+            noise_seed=rng.getrandbits(32),
+        )
+
+
+def _firmware(rng: random.Random) -> str:
+    style = rng.random()
+    if style < 0.6:
+        text = f"{rng.randint(1, 4)}.{rng.randint(0, 9)}.{rng.randint(0, 20)}"
+    elif style < 0.8:
+        text = f"v{rng.randint(1, 3)}.{rng.randint(0, 12)}"
+    else:
+        text = str(rng.randint(1, 300))
+    if rng.random() < 0.1:
+        text += rng.choice(("-rc1", "-beta3", " (build 4711)"))
+    return text
+
+
+def _excerpt(rng: random.Random, title: str, vendor: Vendor, dtype: DeviceType, transports: tuple[str, ...]) -> str:
+    """The card's short description (plain text, already normalised)."""
+    params = {
+        "title": title,
+        "brand": vendor.brand,
+        "maker": vendor.name,
+        "kind": _KIND_NAMES.get(dtype.name, dtype.name.lower()),
+        "adj": rng.choice(_ADJECTIVES),
+        "transport": " and ".join(transports),
+    }
+    sentences = [rng.choice(_INTRO).format(**params)]
+    if vendor.european and rng.random() < 0.3:
+        sentences.append(rng.choice(_EURO_SENTENCES))
+    sentences += [s.format(**params) for s in rng.sample(_GENERAL, rng.randint(0, 2))]
+    text = " ".join(sentences)
+    words = text.split(" ")
+    if len(words) > 24 and rng.random() < 0.5:  # WordPress cuts long excerpts
+        text = " ".join(words[:20]) + " […]"
+    return text

@@ -5,12 +5,13 @@ Everything here is off by default and installs nothing unless its flag is given
 The chain, in order, is: :class:`Outage`, :class:`demoshop.capacity.CapacityModel`,
 :class:`Gone`, :class:`TransientFaults`.  ``/robots.txt`` is never faulted.
 
-Transient faults are deterministic per path: the k-th request (k = 0, 1, ...) for a
-path fails iff ``u(seed, path, k) < rate``, where ``u`` is a blake2b-based uniform
-draw; a second draw from the same digest picks the kind by the ``--fault-mix``
-weights.  A path never fails more than ``--fault-max-consecutive`` times in a row
+Transient faults are deterministic per request target (path and ``?query``, so
+``...&paged=2`` and ``...&paged=3`` are two targets): the k-th request (k = 0, 1, ...)
+for a target fails iff ``u(seed, target, k) < rate``, where ``u`` is a blake2b-based
+uniform draw; a second draw from the same digest picks the kind by the ``--fault-mix``
+weights.  A target never fails more than ``--fault-max-consecutive`` times in a row
 (when the draw says "fail" once more, the request is served and the streak ends).
-So two shops with the same seed and the same per-path request order fault the same
+So two shops with the same seed and the same per-target request order fault the same
 requests, and a crawler with more retries than that always gets every page.
 """
 
@@ -37,6 +38,13 @@ DEFAULT_FAULT_MIX = "500:1,502:1,503:1,504:1,429:1,hang:1,reset:1,truncate:1"
 #: Paths that transient faults apply to: list pages and detail pages.
 FAULTED_PREFIXES = (LIST_PATH[:-1], "/csa_product/")
 NEVER_FAULTED = "/robots.txt"
+
+
+def path_of(target: str) -> str:
+    """The path of a request target (without its ``?query``)."""
+    return target.partition("?")[0]
+
+
 _REASONS = {
     404: "Not Found",
     410: "Gone",
@@ -199,10 +207,25 @@ def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help=f"address of the dead host (default {DEFAULT_DEAD_HOST}; any 127.0.0.0/8 address)",
     )
+    parser.add_argument(
+        "--grow",
+        type=_number(int, 0),
+        default=0,
+        metavar="G",
+        help="G more Matter products appear at the top while the shop is crawled (see --grow-every); "
+        "the truth lists all products + G",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fault and capacity flags of ``serve``."""
+    """The fault, capacity and growth flags of ``serve``."""
+    parser.add_argument(
+        "--grow-every",
+        type=_number(int, 1),
+        default=10,
+        metavar="K",
+        help="with --grow: one product is added after every K-th list-page request (default 10)",
+    )
     group = parser.add_argument_group("faults (all off by default)")
     group.add_argument(
         "--fault-rate",
@@ -308,15 +331,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- the interceptors ------------------------------------------------------------------------------------------
 
 
-def draw(seed: int, path: str, attempt: int) -> tuple[float, float]:
-    """Two independent uniform draws in [0, 1) for request number ``attempt`` (0-based) of ``path``."""
-    digest = hashlib.blake2b(f"{seed}\x1f{path}\x1f{attempt}".encode(), digest_size=16).digest()
+def draw(seed: int, target: str, attempt: int) -> tuple[float, float]:
+    """Two independent uniform draws in [0, 1) for request number ``attempt`` (0-based) of ``target``.
+
+    ``target`` is the request's path and ``?query`` (if any), exactly as requested.
+    """
+    digest = hashlib.blake2b(f"{seed}\x1f{target}\x1f{attempt}".encode(), digest_size=16).digest()
     return int.from_bytes(digest[:8], "big") / 2**64, int.from_bytes(digest[8:], "big") / 2**64
 
 
-def fault_kind(seed: int, path: str, attempt: int, rate: float, mix: Sequence[tuple[str, float]]) -> str | None:
-    """The fault the hash draws for request ``attempt`` of ``path`` (ignoring the consecutive cap), or None."""
-    fails, which = draw(seed, path, attempt)
+def fault_kind(seed: int, target: str, attempt: int, rate: float, mix: Sequence[tuple[str, float]]) -> str | None:
+    """The fault the hash draws for request ``attempt`` of ``target`` (ignoring the consecutive cap), or None."""
+    fails, which = draw(seed, target, attempt)
     if fails >= rate:
         return None
     total = sum(weight for _, weight in mix)
@@ -341,29 +367,29 @@ class TransientFaults:
         self.hang_seconds = config.hang_seconds
         self.pages = pages
         self.reactor = reactor
-        #: path -> requests seen so far
+        #: target -> requests seen so far
         self.attempts: dict[str, int] = {}
-        #: path -> current run of consecutive failures (absent = 0)
+        #: target -> current run of consecutive failures (absent = 0)
         self.streaks: dict[str, int] = {}
         self._retry_afters = 0
 
-    def decide(self, path: str) -> str | None:
-        """Count a request for ``path``; the fault it gets, or None."""
-        attempt = self.attempts.get(path, 0)
-        self.attempts[path] = attempt + 1
-        kind = fault_kind(self.seed, path, attempt, self.rate, self.mix)
-        streak = self.streaks.get(path, 0)
+    def decide(self, target: str) -> str | None:
+        """Count a request for ``target``; the fault it gets, or None."""
+        attempt = self.attempts.get(target, 0)
+        self.attempts[target] = attempt + 1
+        kind = fault_kind(self.seed, target, attempt, self.rate, self.mix)
+        streak = self.streaks.get(target, 0)
         if kind is None or streak >= self.max_consecutive:
             if streak:
-                del self.streaks[path]
+                del self.streaks[target]
             return None
-        self.streaks[path] = streak + 1
+        self.streaks[target] = streak + 1
         return kind
 
-    def intercept(self, request: Request, path: str) -> bool:
-        if not path.startswith(FAULTED_PREFIXES):
+    def intercept(self, request: Request, target: str) -> bool:
+        if not target.startswith(FAULTED_PREFIXES):
             return False
-        kind = self.decide(path)
+        kind = self.decide(target)
         if kind is None:
             return False
         if kind == "429":
@@ -373,7 +399,7 @@ class TransientFaults:
         elif kind == "hang":
             self.hang(request)
         elif kind == "truncate":
-            self.truncate(request, path)
+            self.truncate(request, target)
         else:
             reset(request, kind)
         return True
@@ -400,9 +426,12 @@ class TransientFaults:
 
         request.notifyFinish().addErrback(client_left)
 
-    def truncate(self, request: Request, path: str) -> None:
-        """Status line, headers and the full Content-Length, but only half the body; then close."""
-        response = self.pages.respond(path)
+    def truncate(self, request: Request, target: str) -> None:
+        """Status line, headers and the full Content-Length, but only half the body; then close.
+
+        A truncated list page is a fault: it does not count towards the catalogue's growth.
+        """
+        response = self.pages.respond(target, count=False)
         if request.method == b"HEAD" or len(response.body) < 2:
             reset(request, "truncate")  # nothing to cut in half
             return
@@ -435,8 +464,8 @@ class Outage:
         elapsed = now - self.first
         return any(start <= elapsed < end for start, end in self.windows)
 
-    def intercept(self, request: Request, path: str) -> bool:
-        if not self.in_outage() or path == NEVER_FAULTED:
+    def intercept(self, request: Request, target: str) -> bool:
+        if not self.in_outage() or path_of(target) == NEVER_FAULTED:
             return False
         if self.mode == "reset":
             reset(request, "outage")
@@ -451,8 +480,8 @@ class Gone:
     def __init__(self, paths: dict[str, int]) -> None:
         self.paths = paths
 
-    def intercept(self, request: Request, path: str) -> bool:
-        status = self.paths.get(path)
+    def intercept(self, request: Request, target: str) -> bool:
+        status = self.paths.get(path_of(target))
         if status is None:
             return False
         answer(request, status, "gone")

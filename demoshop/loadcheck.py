@@ -2,7 +2,7 @@
 
 ``python -m demoshop.loadcheck --products 2000 --concurrency 16 --passes 2``
 starts a shop with :class:`~demoshop.process.ShopProcess`, crawls it like a
-spider would (every list page, then its products) with a keep-alive Twisted
+spider would (every page of the Matter list, then its products) with a keep-alive Twisted
 ``Agent``, and prints, for each pass, requests, wall time and requests per
 CPU-second of the shop (psutil ``cpu_times`` of its pid).  The first pass
 renders every page (cold), later passes are served from the page cache.
@@ -27,7 +27,7 @@ from demoshop.process import ShopProcess
 
 
 def crawl_paths(catalogue: Catalogue) -> list[str]:
-    """Every list page followed by its product pages, in crawl order."""
+    """Every page of the Matter list (the filtered URL) followed by its product pages, in crawl order."""
     paths = []
     for page in range(1, catalogue.pages + 1):
         paths.append(page_url(page))

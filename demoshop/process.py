@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from demoshop.pages import MATTER_QUERY
+
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -23,7 +25,10 @@ class ShopProcess:
     """``python -m demoshop serve`` on a free port; a context manager.
 
     ``url`` is the base URL (with a trailing slash), ``list_url`` the first
-    list page, ``pid`` the process id.  ``extra_args`` are more ``serve`` flags
+    page of the Matter certified products list (the filtered URL, as on
+    csa-iot.org), ``all_url`` the first page of the unfiltered list (Matter
+    products mixed with Zigbee products, platforms and software components),
+    ``pid`` the process id.  ``extra_args`` are more ``serve`` flags
     (faults, capacity, ...: ``python -m demoshop serve --help``); with
     ``--dead-share`` > 0, ``dead_url`` is the dead host's base URL (the shop's
     second line), else None.
@@ -56,6 +61,10 @@ class ShopProcess:
 
     @property
     def list_url(self) -> str:
+        return f"{self.url}csa-iot_products/?{MATTER_QUERY}"
+
+    @property
+    def all_url(self) -> str:
         return f"{self.url}csa-iot_products/"
 
     def start(self) -> ShopProcess:

@@ -1,10 +1,12 @@
 """Twisted web server of the demo shop: resource, site, request log.
 
 A request first goes through the ordered ``interceptors`` (objects with
-``intercept(request, path) -> bool``; True means the interceptor answered, or
-will answer, the request itself), then to :class:`demoshop.pages.ShopPages`.
-An interceptor with a ``bind(proceed)`` method is given ``proceed(request, path)``,
-which runs the rest of the chain and the pages later (to delay a response).
+``intercept(request, target) -> bool``, ``target`` being the request's path and
+``?query`` if any; True means the interceptor answered, or will answer, the
+request itself), then to :class:`demoshop.pages.ShopPages`.  An interceptor with
+a ``bind(proceed)`` method is given ``proceed(request, target)``, which runs the
+rest of the chain and the pages later (to delay a response).  The request log's
+``"path"`` is the target too (so list pages of different queries are told apart).
 Every request, intercepted or not, is written to the request log: when it is
 finished, or, if its connection is lost first (reset, hang, truncation, the
 client giving up), at that moment (status 0 unless a status line was sent, and
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
@@ -42,10 +45,19 @@ if TYPE_CHECKING:
 REQUEST_LOG_FLUSH_INTERVAL = 0.5
 
 
+def request_target(request: Request) -> str:
+    """The path and ``?query`` of ``request`` (an absolute-form URI is reduced to them)."""
+    uri = request.uri
+    if not uri.startswith(b"/"):
+        parts = urlsplit(uri.decode("latin-1"))
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return uri.partition(b"#")[0].decode("latin-1")
+
+
 class Interceptor(Protocol):
     """Consulted before the pages; returns True when it has taken over the request."""
 
-    def intercept(self, request: Request, path: str) -> bool: ...
+    def intercept(self, request: Request, target: str) -> bool: ...
 
 
 class ShopRequest(Request):
@@ -74,7 +86,7 @@ class RequestLog:
     def record(self, request: Request, lost: bool = False) -> None:
         """Buffer the log line of a finished request (or of one whose connection was lost)."""
         method = request.method.decode("latin-1")
-        path = request.path.decode("latin-1")
+        path = request_target(request)
         status = request.code
         extra = ""
         fault = getattr(request, "shop_fault", None)
@@ -126,30 +138,30 @@ class ShopResource(Resource):
                 bind(partial(self.proceed, start=position + 1))
 
     def render(self, request: Request) -> bytes | int:
-        path = request.path.decode("latin-1")
+        target = request_target(request)
         for interceptor in self.interceptors:
-            if interceptor.intercept(request, path):
+            if interceptor.intercept(request, target):
                 return NOT_DONE_YET
-        return self.page_body(request, path)
+        return self.page_body(request, target)
 
-    def proceed(self, request: Request, path: str, start: int = 0) -> None:
+    def proceed(self, request: Request, target: str, start: int = 0) -> None:
         """Run the interceptors from ``start`` on, then answer from the pages and finish the request."""
         for interceptor in self.interceptors[start:]:
-            if interceptor.intercept(request, path):
+            if interceptor.intercept(request, target):
                 return
-        body = self.page_body(request, path)
+        body = self.page_body(request, target)
         request.setHeader(b"content-length", b"%d" % len(body))
         request.write(body)
         request.finish()
 
-    def page_body(self, request: Request, path: str) -> bytes:
-        """Set the status and headers of the page at ``path``; returns its body."""
+    def page_body(self, request: Request, target: str) -> bytes:
+        """Set the status and headers of the page at ``target``; returns its body."""
         if request.method not in (b"GET", b"HEAD"):
             request.setResponseCode(405)
             request.setHeader(b"allow", b"GET, HEAD")
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"Method not allowed\n"
-        response = self.pages.respond(path)
+        response = self.pages.respond(target)
         request.setResponseCode(response.status)
         request.setHeader(b"content-type", response.content_type)
         if response.location is not None:
@@ -194,12 +206,15 @@ def serve(
     request_log_path: str | None = None,
     interceptors: Sequence[Interceptor] = (),
     faults: FaultConfig | None = None,
+    grow_every: int = 1,
 ) -> None:
     """Listen, print the base URL on stdout, run until SIGTERM/SIGINT.
 
     ``faults`` configures the fault interceptors, the capacity model and the dead
     host (see :mod:`demoshop.faults`); they come before ``interceptors``.  With a
     dead host, a second line ``dead: http://<dead host>:<port>/`` follows the URL.
+    A growing catalogue (``catalogue.grow``) adds a product after every
+    ``grow_every``-th list-page request (see :class:`demoshop.pages.ShopPages`).
     """
     from twisted.internet import reactor
 
@@ -216,17 +231,18 @@ def serve(
 
         if catalogue.dead_share > 0:
             dead_base = start_dead_host(faults, catalogue.dead_host, reactor, request_log)
-        pages = ShopPages(catalogue, dead_base)
+        pages = ShopPages(catalogue, dead_base=dead_base, grow_every=grow_every)
         chain = build_interceptors(faults, catalogue, pages, reactor)
     else:
-        pages = ShopPages(catalogue)
+        pages = ShopPages(catalogue, grow_every=grow_every)
     site = make_site(catalogue, [*chain, *interceptors], request_log, pages)
     listening = reactor.listenTCP(port, site, backlog=1024, interface=host)
     if request_log is not None:
         LoopingCall(request_log.flush).start(REQUEST_LOG_FLUSH_INTERVAL, now=False)
         reactor.addSystemEventTrigger("after", "shutdown", request_log.close)
     bound = listening.getHost()
-    lines.append(base_url(bound.host, bound.port))
+    pages.base_url = base_url(bound.host, bound.port)  # every link on the pages is absolute
+    lines.append(pages.base_url)
     if dead_base is not None:
         lines.append(f"dead: {dead_base}")
     sys.stdout.write("".join(line + "\n" for line in lines))

@@ -30,7 +30,7 @@ from demoshop.faults import (
     fault_kind,
     parse_fault_mix,
 )
-from demoshop.pages import ShopPages, page_url
+from demoshop.pages import LIST_PATH, MATTER_QUERY, ShopPages, page_url
 from demoshop.process import ShopProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -107,11 +107,12 @@ def outcome_of_kind(kind: str) -> str:
 
 
 def list_hrefs(base: str, pages: int) -> list[str]:
+    """The product links (absolute URLs) of the first ``pages`` pages of the Matter list."""
     hrefs = []
     for page in range(1, pages + 1):
         result = fetch(base, page_url(page))
         assert result.outcome == "ok"
-        hrefs += Selector(text=result.body.decode()).css("h3.entry-title a::attr(href)").getall()
+        hrefs += Selector(text=result.body.decode()).xpath("//div[@class='inner']/article/a/@href").getall()
     return hrefs
 
 
@@ -298,7 +299,7 @@ def test_reset_fault(kinds_shop: KindsShop) -> None:
 
 def test_truncate_fault(kinds_shop: KindsShop) -> None:
     path = kinds_shop.by_kind["truncate"][0]
-    full = ShopPages(Catalogue(120, KINDS_SEED)).respond(path).body
+    full = ShopPages(Catalogue(120, KINDS_SEED), kinds_shop.shop.url).respond(path).body
     parts = urlsplit(kinds_shop.shop.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
@@ -355,9 +356,20 @@ def crawl_outcomes(shop: ShopProcess, paths: list[str], attempts: int) -> list[l
     return outcomes
 
 
+def test_faults_are_keyed_on_the_path_and_query() -> None:
+    mix = parse_fault_mix(DETERMINISM_MIX)
+    second, third = (f"{LIST_PATH}?{MATTER_QUERY}&paged={page}" for page in (2, 3))
+    draws = {target: [fault_kind(7, target, k, 0.4, mix) for k in range(30)] for target in (second, third)}
+    assert draws[second] != draws[third]
+    assert draws[second] == [fault_kind(7, second, k, 0.4, mix) for k in range(30)]
+    faults = TransientFaults(FaultConfig(fault_rate=0.4, fault_mix=mix), 7, ShopPages(Catalogue(48, 7)), None)
+    assert [faults.decide(second) or "ok" for _ in range(30)] == predicted(7, second, 30, 0.4, mix, 2)
+
+
 def test_same_seed_same_faults() -> None:
     catalogue = Catalogue(48, 7)
-    paths = [page_url(1), page_url(2)] + [catalogue.product(i).path for i in range(0, 48, 4)]
+    paths = [page_url(1), page_url(2), f"{LIST_PATH}?{MATTER_QUERY}&paged=2", f"{LIST_PATH}?{MATTER_QUERY}&paged=3"]
+    paths += [catalogue.product(i).path for i in range(0, 48, 4)]
     args = ["--fault-rate", "0.4", "--fault-mix", DETERMINISM_MIX]
     runs = []
     for extra in ([], ["--fault-seed", "7"]):  # the fault seed defaults to the catalogue seed
@@ -425,7 +437,8 @@ def test_gone_products(tmp_path: Path) -> None:
     assert {t["dead_reason"] for t in gone} == {"http_404", "http_410"}
     with ShopProcess(products=48, seed=3, request_log=log, extra_args=["--gone-share", "0.25"]) as shop:
         assert shop.dead_url is None
-        assert list_hrefs(shop.url, catalogue.pages) == [t["path"] for t in truth]  # still listed, same links
+        links = [shop.url.rstrip("/") + t["path"] for t in truth]
+        assert list_hrefs(shop.url, catalogue.pages) == links  # still listed, same links
         for line in truth:
             result = fetch(shop.url, line["path"])
             if line["dead_reason"]:
@@ -446,7 +459,7 @@ def test_dead_host_resets(tmp_path: Path) -> None:
     with ShopProcess(products=48, seed=3, request_log=log, extra_args=["--dead-share", "0.25"]) as shop:
         assert shop.dead_url is not None and shop.dead_url.startswith("http://127.0.0.2:")
         assert shop.dead_url.endswith("/") and shop.dead_url != shop.url
-        expected = [shop.dead_url + t["path"][1:] if t["host"] else t["path"] for t in truth]
+        expected = [(shop.dead_url if t["host"] else shop.url) + t["path"][1:] for t in truth]  # absolute links
         assert list_hrefs(shop.url, catalogue.pages) == expected
         for line in dead[:3]:
             assert fetch(shop.dead_url, line["path"]).outcome == "reset"
@@ -469,7 +482,7 @@ def test_dead_host_refuses() -> None:
                 socket.create_connection((parts.hostname, parts.port), timeout=5).close()
         hrefs = list_hrefs(shop.url, 4)
         truth = list(Catalogue(48, 3, dead_share=0.25, dead_host="127.0.0.3").truth())
-        assert [h for h in hrefs if h.startswith("http://")] == [
+        assert [h for h in hrefs if h.startswith(shop.dead_url)] == [
             shop.dead_url + t["path"][1:] for t in truth if t["host"]
         ]
 
