@@ -139,12 +139,12 @@ class CatalogSpider(TwoStageSpider):
             stats.inc_value("catalog/recheck_list_pages")
         else:
             self._list_pages_parsed += 1
-        if not isinstance(response, TextResponse):
+        root = html_root(response)
+        if root is None:
             stats.inc_value("catalog/empty_list_pages")
             self.logger.warning("list page %s (page %s): not an HTML page: no products read", response.url, page)
             return
         profile = self.site_profile
-        root = response.selector.root
         entries = list_entries(profile, root, response.url)
         if not entries:
             stats.inc_value("catalog/empty_list_pages")
@@ -291,10 +291,19 @@ class CatalogSpider(TwoStageSpider):
             crawled_at=self.now(),
         )
         card = response.meta.get("card") or {}
-        if not isinstance(response, TextResponse):
+        root = html_root(response)
+        if root is None:
             content_type = response.headers.get(b"Content-Type", b"").decode("latin-1") or "none"
             item.raw = dict(card)
             item.reject_reason = f"malformed page: not an HTML page (content type {content_type})"
             return item
-        item.raw = {**card, **extract_fields(self.site_profile, response.selector.root, response.url)}
+        item.raw = {**card, **extract_fields(self.site_profile, root, response.url)}
         return item
+
+
+def html_root(response: Response) -> Any:
+    """The parsed HTML/XML tree of a response, or None (binary, JSON, ...)."""
+    if not isinstance(response, TextResponse):
+        return None
+    selector = response.selector
+    return selector.root if selector.type in ("html", "xml") else None
