@@ -9,9 +9,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
+from demoshop.catalogue import URL_FIELDS
 from demoshop.process import ShopProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,16 @@ class CrawlResult:
         dumps = sorted(self.stats_dir.glob("catalog-*.json"))
         assert len(dumps) == 1, f"expected one stats dump in {self.stats_dir}, found {dumps}\n{self.stderr[-3000:]}"
         return json.loads(dumps[0].read_text())["stats"]
+
+
+def expected_fields(line: dict, base: str) -> dict:
+    """A truth line's fields as the crawler stores them: the key as ``slug``, URL fields
+    (paths in the truth) joined with the shop's base URL."""
+    fields = dict(line["fields"])
+    for name in URL_FIELDS:
+        if fields.get(name) is not None:
+            fields[name] = urljoin(base, fields[name])
+    return {**fields, "slug": line["key"]}
 
 
 def scrapy_command(*args: str) -> list[str]:

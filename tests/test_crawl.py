@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from demoshop.catalogue import Catalogue
-from tests.conftest import ROOT, SHOP_PRODUCTS, SHOP_SEED, catalog_command, run_crawl, scrapy_command
+from tests.conftest import ROOT, SHOP_PRODUCTS, SHOP_SEED, catalog_command, expected_fields, run_crawl, scrapy_command
 
 
 def truth() -> list[dict]:
@@ -47,7 +47,7 @@ def test_crawl_saves_exactly_the_truth(first_crawl):
     assert set(saved) == wanted, f"missing {sorted(wanted - set(saved))[:5]}, extra {sorted(set(saved) - wanted)[:5]}"
     for key, row in saved.items():
         t = expected[key]
-        assert row["data"] == {**t["fields"], "slug": key}, key
+        assert row["data"] == expected_fields(t, shop.url), key
         assert row["url"] == shop.url.rstrip("/") + t["path"]
         assert (row["list_page"], row["list_position"]) == (t["list_page"], t["list_position"])
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from demoshop.catalogue import Catalogue
 from pipelines.database import ProductStore, metadata
-from tests.conftest import SHOP_PRODUCTS, SHOP_SEED, run_crawl
+from tests.conftest import SHOP_PRODUCTS, SHOP_SEED, expected_fields, run_crawl
 from tests.test_store import product, reject
 
 URL = os.environ.get("TEST_POSTGRES_URL")
@@ -65,6 +65,6 @@ def test_crawl_into_postgresql_equals_the_truth(shop, tmp_path) -> None:
         check.close()
     wanted = {k for k, t in truth.items() if t["expected"] == "saved"}
     assert set(saved) == wanted
-    assert all(saved[k] == {**truth[k]["fields"], "slug": k} for k in wanted)
+    assert all(saved[k] == expected_fields(truth[k], shop.url) for k in wanted)
     assert rejected == len(truth) - len(wanted)
     assert result.stats["products/identity_holds"] is True

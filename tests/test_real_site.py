@@ -16,9 +16,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import pytest
 
 from crawler.siteprofile import load_profile
-from demoshop.catalogue import URL_FIELDS, Catalogue
+from demoshop.catalogue import Catalogue
 from demoshop.process import ShopProcess
-from tests.conftest import run_crawl
+from tests.conftest import expected_fields, run_crawl
 
 PRODUCTS, SEED = 240, 11
 
@@ -27,15 +27,6 @@ def swap_host(url: str, base: str) -> str:
     """``url`` with the scheme and host:port of ``base``."""
     parts, shop = urlsplit(url), urlsplit(base)
     return urlunsplit((shop.scheme, shop.netloc, parts.path, parts.query, parts.fragment))
-
-
-def expected_fields(line: dict, base: str) -> dict:
-    """A truth line's fields as the crawler stores them (URL fields joined with the shop's base URL)."""
-    fields = dict(line["fields"])
-    for name in URL_FIELDS:
-        if fields.get(name) is not None:
-            fields[name] = urljoin(base, fields[name])
-    return {**fields, "slug": line["key"]}
 
 
 def db_rows(db: Path, sql: str) -> list[tuple]:
