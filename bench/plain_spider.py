@@ -6,7 +6,12 @@ its pagination hrefs, every list page is requested at once with the start
 URL's filter query, each product's card and detail page are parsed into a
 dict).  Prints the crawl's stats as one JSON line at the end.
 
-    python bench/plain_spider.py LIST_URL [CONCURRENT_REQUESTS] [PER_DOMAIN]
+    python bench/plain_spider.py LIST_URL [CONCURRENT_REQUESTS] [PER_DOMAIN] [NAME=VALUE ...]
+
+``NAME=VALUE`` arguments are more Scrapy settings (bench/throughput.py passes
+the project's own values of the settings both sides share, e.g.
+``CONCURRENT_ITEMS=16 ROBOTSTXT_OBEY=True``); values are parsed as JSON when
+they can be, else kept as strings.
 """
 
 from __future__ import annotations
@@ -59,13 +64,18 @@ def main() -> None:
     url = sys.argv[1]
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 16
     per_domain = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-    process = CrawlerProcess(
-        {
-            "CONCURRENT_REQUESTS": concurrency,
-            "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    settings: dict = {
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
+        "LOG_LEVEL": "WARNING",
+    }
+    for arg in sys.argv[4:]:
+        name, _, value = arg.partition("=")
+        try:
+            settings[name] = json.loads(value.lower() if value in ("True", "False") else value)
+        except json.JSONDecodeError:
+            settings[name] = value
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(PlainCatalogSpider)
     process.crawl(crawler, start_url=url)
     process.start()

@@ -77,6 +77,8 @@ def summary(document: dict[str, Any], db: Path, stats_path: Path) -> str:
         f"products saved: {saved} (inserted {stats.get('store/inserted', 0)},"
         f" updated {stats.get('store/updated', 0)}, unchanged {stats.get('store/unchanged', 0)})",
         f"products rejected: {stats.get('store/rejected', 0)} (reasons in table rejected_items)",
+        f"optional values that did not parse, stored as null: {stats.get('validation/warnings', 0)}"
+        " (validation/warnings/* in the stats)",
         f"products dead-lettered: {stats.get('products/dead_lettered', 0)} (table dead_letters, `scrapy dlq`)",
         f"nothing lost: {'yes' if stats.get('products/identity_holds') else 'NO'} ({stats.get('products/identity')})",
         f"elapsed: {elapsed:.1f} s, {pages} pages, {pages / elapsed if elapsed else 0:.0f} pages/s",

@@ -369,7 +369,7 @@ def check_field(profile: SiteProfile, spec: FieldSpec, raw: Any) -> dict[str, An
     try:
         value = coerce_field(spec, raw)
     except CoercionError as exc:
-        check.update(status=REJECTED if required else WARNING, problem=exc.problem, message=str(exc))
+        check.update(status=REJECTED if required else WARNING, problem=exc.problem, message=f"{spec.name}: {exc}")
         return check
     check["value"] = value
     if value is None:
@@ -530,7 +530,7 @@ def _render_detail(report: dict[str, Any]) -> list[str]:
     lines.append("")
     if report["warnings"]:
         lines.append("warnings (optional fields stored as null):")
-        lines += [f"  {w['field']}: {w['message'] or w['problem']}" for w in report["warnings"]]
+        lines += [f"  {w['message'] or w['field'] + ': ' + w['problem']}" for w in report["warnings"]]
     else:
         lines.append("warnings: none")
     for note in report["notes"]:
