@@ -8,6 +8,7 @@ for ``list`` fields); :mod:`crawler.validation` types them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
@@ -106,17 +107,22 @@ def extract_fields(profile: SiteProfile, root: Any, url: str) -> dict[str, Raw]:
     (:mod:`crawler.validation`) so a bad value becomes a warning or a
     rejection reason instead of an exception here.
     """
-    rows = _label_rows(profile, root) if profile.rows is not None else {}
-    return _extract(profile.fields_from(DETAIL), root, url, rows)
+    if profile.rows is None:
+        return _extract(profile.fields_from(DETAIL), root, url, {})
+    assert profile.row_value is not None
+    return _extract(profile.fields_from(DETAIL), root, url, _label_rows(profile, root), profile.row_value.xpath)
 
 
-def _extract(specs: tuple[FieldSpec, ...], root: Any, url: str, rows: dict[str, list[Any]]) -> dict[str, Raw]:
+def _extract(
+    specs: tuple[FieldSpec, ...], root: Any, url: str, rows: dict[str, list[Any]], value_xpath: Any = None
+) -> dict[str, Raw]:
     raw: dict[str, Raw] = {}
     for spec in specs:
         if spec.source == "url":
             found = [url]
         elif spec.labels:
-            values = next((rows[label] for label in spec.labels if label in rows), None)
+            matched = next((rows[label] for label in spec.labels if label in rows), None)
+            values = [v for row in matched for v in value_xpath(row)] if matched else None
             if values is None:
                 found = []
             elif spec.selector is not None:
@@ -124,15 +130,16 @@ def _extract(specs: tuple[FieldSpec, ...], root: Any, url: str, rows: dict[str, 
             else:
                 found = [_text(v) for v in values]
         else:
-            found = spec.selector.strings(root) if spec.selector is not None else []
+            found = spec.selector.iter_strings(root) if spec.selector is not None else []
         if spec.regex is not None:
-            found = [m for m in (apply_regex(spec.regex, s) for s in found) if m is not None]
+            found = (m for m in (apply_regex(spec.regex, s) for s in found) if m is not None)
         raw[spec.name] = _shape(spec, found, url)
     return raw
 
 
-def _shape(spec: FieldSpec, found: list[str], url: str) -> Raw:
+def _shape(spec: FieldSpec, found: Iterable[str], url: str) -> Raw:
     if spec.type == "list":
+        found = list(found)
         if not found:
             return None
         if spec.split:
@@ -165,16 +172,14 @@ def _links(profile: SiteProfile, node: Any, page_url: str) -> list[str]:
 
 
 def _label_rows(profile: SiteProfile, root: Any) -> dict[str, list[Any]]:
-    """Map of normalised label -> value elements for label/value detail rows."""
-    assert profile.rows and profile.row_label and profile.row_value
+    """Map of normalised label -> the row elements with that label (label/value detail rows)."""
+    assert profile.rows and profile.row_label
     out: dict[str, list[Any]] = {}
-    label_xpath, value_xpath = profile.row_label.xpath, profile.row_value.xpath
+    first_label = profile.row_label.first_text
     for row in profile.rows.xpath(root):
-        labels = label_xpath(row)
-        if not labels:
-            continue
-        key = normalize_label(_text(labels[0]))
-        out.setdefault(key, []).extend(value_xpath(row))
+        label = first_label(row)
+        if label:
+            out.setdefault(normalize_label(label), []).append(row)
     return out
 
 

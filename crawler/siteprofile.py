@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Formatter
@@ -59,22 +59,36 @@ class Selector:
     xpath: etree.XPath = field(compare=False, repr=False)
     attr: str | None = None
     regex: re.Pattern[str] | None = None
+    #: ``string((expr)[1])``: the text of the first match in one XPath call (no attr, no regex).
+    first_xpath: etree.XPath | None = field(default=None, compare=False, repr=False)
+
+    def first_text(self, node: Any) -> str:
+        """The text of the first match (its attribute with ``attr``; after ``regex``); "" when none."""
+        if self.first_xpath is not None:
+            return str(self.first_xpath(node))
+        found = self.strings(node)
+        return found[0] if found else ""
 
     def strings(self, node: Any) -> list[str]:
-        out: list[str] = []
+        return list(self.iter_strings(node))
+
+    def iter_strings(self, node: Any) -> Iterator[str]:
+        """The strings of :meth:`strings`, one at a time (a scalar field stops at its first value)."""
+        attr, regex = self.attr, self.regex
         for hit in self.xpath(node):
             if isinstance(hit, str):
                 value = str(hit)
-            elif self.attr is not None:
-                value = hit.get(self.attr)
+            elif attr is not None:
+                value = hit.get(attr)
                 if value is None:
                     continue
             else:
                 value = TEXT(hit)
-            out.append(value)
-        if self.regex is None:
-            return out
-        return [m for m in (apply_regex(self.regex, v) for v in out) if m is not None]
+            if regex is not None:
+                value = apply_regex(regex, value)
+                if value is None:
+                    continue
+            yield value
 
 
 #: All descendant text of an element, as one string.
@@ -424,7 +438,13 @@ def _selector(spec: Any, path: Path, where: str) -> Selector:
     if attr is not None and (not isinstance(attr, str) or not attr):
         raise ProfileError(f"{path}: {where}.attr: must be an attribute name")
     regex = _regex(spec["regex"], path, f"{where}.regex") if "regex" in spec else None
-    return Selector(expr=expr, xpath=compiled, attr=attr, regex=regex)
+    first = None
+    if attr is None and regex is None:
+        try:
+            first = etree.XPath(f"string(({xpath_text})[1])")
+        except etree.XPathSyntaxError:  # an expression that is not a node set (e.g. string(...))
+            first = None
+    return Selector(expr=expr, xpath=compiled, attr=attr, regex=regex, first_xpath=first)
 
 
 def _regex(pattern: Any, path: Path, where: str) -> re.Pattern[str]:
