@@ -25,6 +25,11 @@ STORE_RETRY_TIMES = 2
 #: Seconds between those attempts.
 STORE_RETRY_DELAY = 0.5
 
+# --- outcome and exit status (extensions/outcome.py, crawler/outcome.py) ------
+#: Dead letters a crawl may leave and still exit 0: a count, or a share of the
+#: discovered products ("2%").
+MAX_DEAD_LETTERS: int | str = 0
+
 # --- stats dump (extensions/stats_dump.py) ----------------------------------
 #: Enable the JSON stats dump written when the spider closes.
 STATS_DUMP_ENABLED = True

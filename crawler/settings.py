@@ -60,6 +60,7 @@ EXTENSIONS = {
     "extensions.accounting.ProductAccounting": 100,
     "extensions.progress.ProgressReporter": 200,
     "extensions.dead_letters.DeadLetterQueue": 500,
+    "extensions.outcome.CrawlOutcome": 850,
     "extensions.stats_dump.StatsDump": 900,
     "extensions.prometheus.PrometheusExporter": 950,
 }

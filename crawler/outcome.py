@@ -1,0 +1,152 @@
+"""A crawl's outcome as an exit status for schedulers (cron, scrapyd): pure, no Scrapy.
+
+:func:`judge` reads a finished crawl's stats (after every write has committed)
+and returns one :class:`Outcome`: the exit status ``scrapy crawl`` ends with
+and a one-line reason.  The statuses (also in README.md, "Exit statuses"):
+
+====  =================  ===================================================
+code  name               when
+====  =================  ===================================================
+0     ok                 finished; products found; nothing lost; every write
+                         committed; dead letters within ``MAX_DEAD_LETTERS``
+1     error              an unexpected error (a traceback was logged)
+2     config             bad configuration: profile, setting, spider name,
+                         database URL (nothing was crawled)
+3     nothing_found      no product discovered: the site was unreachable, or
+                         its list pages held no product link
+4     incomplete         products lost, writes that did not commit, or list
+                         pages that were never crawled
+5     dead_letters       more dead letters than ``MAX_DEAD_LETTERS``
+6     interrupted        stopped before the end (SIGINT/SIGTERM, ``shutdown``)
+7     locked             another run holds this site's and database's lock
+====  =================  ===================================================
+
+When several apply, the first in this order wins: interrupted, nothing found,
+incomplete, dead letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+OK, ERROR, CONFIG, NOTHING_FOUND, INCOMPLETE, DEAD_LETTERS, INTERRUPTED, LOCKED = range(8)
+
+NAMES = {
+    OK: "ok",
+    ERROR: "error",
+    CONFIG: "config",
+    NOTHING_FOUND: "nothing_found",
+    INCOMPLETE: "incomplete",
+    DEAD_LETTERS: "dead_letters",
+    INTERRUPTED: "interrupted",
+    LOCKED: "locked",
+}
+
+#: finish reasons of a crawl that ran to its own end (``closespider_*`` are limits the user set).
+FINISHED_REASONS = ("finished",)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An exit status, its name and a one-line reason."""
+
+    status: int
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return NAMES[self.status]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+@dataclass(frozen=True)
+class DeadLetterLimit:
+    """``MAX_DEAD_LETTERS``: a count (``"10"``, ``10``) or a share of the discovered products (``"2%"``)."""
+
+    count: int | None = 0
+    share: float | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> DeadLetterLimit:
+        """From the setting's value; raises ValueError with a one-line message."""
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                share = float(text[:-1]) / 100
+                if not 0 <= share <= 1:
+                    raise ValueError
+                return cls(count=None, share=share)
+            count = int(text)
+            if count < 0:
+                raise ValueError
+            return cls(count=count)
+        except ValueError:
+            raise ValueError(
+                f"invalid setting MAX_DEAD_LETTERS={value!r}: expected a count >= 0 or a share such as '2%'"
+            ) from None
+
+    def allowed(self, discovered: int) -> int:
+        """How many dead letters a crawl that discovered ``discovered`` products may have."""
+        if self.share is not None:
+            return int(self.share * discovered)
+        return self.count or 0
+
+    def __str__(self) -> str:
+        return f"{self.share * 100:g}%" if self.share is not None else str(self.count)
+
+
+def _int(stats: Mapping[str, Any], key: str) -> int:
+    try:
+        return int(stats.get(key) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Outcome:
+    """The outcome of a crawl from its final stats (see the module docstring)."""
+    limit = limit or DeadLetterLimit()
+    reason = stats.get("finish_reason")
+    discovered = _int(stats, "products/discovered")
+    if reason not in FINISHED_REASONS and not str(reason or "").startswith("closespider_"):
+        return Outcome(INTERRUPTED, f"interrupted (finish reason {reason!r}): {discovered} products discovered so far")
+
+    if discovered == 0:
+        list_pages = _int(stats, "catalog/list_pages")
+        failed_lists = _int(stats, "dlq/added/stage/list")
+        if list_pages == 0:
+            detail = f"{failed_lists} list page(s) dead-lettered" if failed_lists else "no list page was received"
+            return Outcome(NOTHING_FOUND, f"site unreachable: {detail}; no product discovered")
+        return Outcome(NOTHING_FOUND, f"nothing found: {list_pages} list page(s) crawled, no product link on them")
+
+    problems = []
+    lost = _int(stats, "products/lost")
+    if lost:
+        problems.append(f"{lost} product(s) lost")
+    elif stats.get("products/identity_holds") is False:
+        problems.append(f"products unaccounted for ({stats.get('products/identity')})")
+    failed_writes = _int(stats, "store/failed")
+    if failed_writes:
+        problems.append(f"{failed_writes} product write(s) did not commit")
+    failed_dead = _int(stats, "dlq/failed")
+    if failed_dead:
+        problems.append(f"{failed_dead} dead letter(s) could not be stored")
+    failed_lists = _int(stats, "dlq/added/stage/list")
+    if failed_lists:
+        problems.append(f"{failed_lists} list page(s) never crawled (dead-lettered): their products are unknown")
+    if problems:
+        return Outcome(INCOMPLETE, "incomplete: " + "; ".join(problems))
+
+    dead = _int(stats, "products/dead_lettered")
+    allowed = limit.allowed(discovered)
+    if dead > allowed:
+        return Outcome(
+            DEAD_LETTERS,
+            f"{dead} of {discovered} products dead-lettered (MAX_DEAD_LETTERS={limit}): see `scrapy dlq list`",
+        )
+    saved = _int(stats, "products/saved")
+    return Outcome(OK, f"ok: {discovered} products discovered, {saved} saved, {dead} dead-lettered")

@@ -1,0 +1,128 @@
+"""Exit statuses of real crawls of the demo shop, as cron and scrapyd see them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+from crawler import outcome
+from demoshop.process import ShopProcess
+from pipelines.database import ProductStore
+from tests.conftest import ROOT, catalog_command, run_crawl, scrapy_command
+
+FAST_FAILURES = ("-s", "RETRY_TIMES=1", "-s", "RETRY_BACKOFF_BASE=0.05", "-s", "CIRCUIT_BREAKER_ENABLED=0")
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_all_well_exits_0_and_the_dump_records_it(tmp_path):
+    with ShopProcess(products=36, seed=21) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "ok.db", tmp_path / "stats")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert error_lines(result.stderr) == []
+    stats = result.stats
+    assert (stats["outcome/exit_status"], stats["outcome/name"]) == (0, "ok")
+
+
+def test_site_down_exits_3_with_one_line(tmp_path):
+    with ShopProcess(products=12, seed=21) as shop:
+        url = shop.list_url
+    # the shop has stopped: connection refused on every request
+    result = run_crawl(url, tmp_path / "down.db", tmp_path / "stats", *FAST_FAILURES, timeout=120)
+    assert result.returncode == outcome.NOTHING_FOUND, result.stderr[-2000:]
+    (line,) = error_lines(result.stderr)
+    assert "site unreachable" in line
+    assert result.stats["outcome/exit_status"] == outcome.NOTHING_FOUND
+
+
+def test_every_page_500_exits_3(tmp_path):
+    args = ["--fault-rate", "1", "--fault-mix", "500:1", "--fault-max-consecutive", "1000"]
+    with ShopProcess(products=24, seed=21, extra_args=args) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "500.db", tmp_path / "stats", *FAST_FAILURES, timeout=120)
+    assert result.returncode == outcome.NOTHING_FOUND, result.stderr[-2000:]
+    assert "1 list page(s) dead-lettered" in error_lines(result.stderr)[0]
+
+
+def test_list_pages_without_product_links_exit_3(tmp_path):
+    profile = (ROOT / "crawler" / "sites" / "csa_iot.toml").read_text()
+    profile = profile.replace('cards = "div.post-feed article.product"', 'cards = "div.post-feed article.nothing"')
+    path = tmp_path / "wrong.toml"
+    path.write_text(profile)
+    with ShopProcess(products=24, seed=21) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "empty.db", tmp_path / "stats", site=str(path))
+    assert result.returncode == outcome.NOTHING_FOUND, result.stderr[-2000:]
+    assert "no product link" in error_lines(result.stderr)[0]
+
+
+def test_dead_letters_over_the_limit_exit_5_and_a_limit_allows_them(tmp_path):
+    with ShopProcess(products=60, seed=22, extra_args=["--gone-share", "0.1"]) as shop:
+        strict = run_crawl(shop.list_url, tmp_path / "dead.db", tmp_path / "s1")
+        lenient = run_crawl(shop.list_url, tmp_path / "dead2.db", tmp_path / "s2", "-s", "MAX_DEAD_LETTERS=50%")
+    dead = strict.stats["products/dead_lettered"]
+    assert dead > 0
+    assert strict.returncode == outcome.DEAD_LETTERS, strict.stderr[-2000:]
+    assert f"{dead} of 60 products dead-lettered" in error_lines(strict.stderr)[0]
+    assert lenient.returncode == 0, lenient.stderr[-2000:]
+
+
+def test_a_write_that_does_not_commit_exits_4(tmp_path):
+    """A product whose row can be stored neither as a product nor as a reject is a failed write."""
+    db = tmp_path / "failing.db"
+    store = ProductStore(f"sqlite:///{db}")  # the schema, then triggers that refuse one product
+    store.create_schema()
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_product BEFORE INSERT ON products WHEN NEW.key LIKE '%-00005'"
+            " BEGIN SELECT RAISE(ABORT, 'refused product'); END"
+        )
+        conn.execute(
+            "CREATE TRIGGER no_reject BEFORE INSERT ON rejected_items WHEN NEW.url LIKE '%-00005/'"
+            " BEGIN SELECT RAISE(ABORT, 'refused reject'); END"
+        )
+    with ShopProcess(products=24, seed=21) as shop:
+        result = run_crawl(shop.list_url, db, tmp_path / "stats", "-s", "STORE_RETRY_DELAY=0")
+    assert result.stats["store/failed"] == 1, result.stderr[-2000:]
+    assert result.returncode == outcome.INCOMPLETE
+    assert "1 product write(s) did not commit" in error_lines(result.stderr)[0]
+
+
+def test_sigterm_exits_6(tmp_path):
+    with ShopProcess(products=600, seed=23) as shop:
+        cmd = catalog_command(
+            shop.list_url, "-s", f"DATABASE_URL=sqlite:///{tmp_path / 'term.db'}", "-s", f"STATS_DUMP_DIR={tmp_path}",
+            "-s", "CONCURRENT_REQUESTS=2", "-s", "DOWNLOAD_DELAY=0.02",
+        )
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == outcome.INTERRUPTED, stderr[-2000:]
+    assert "interrupted" in error_lines(stderr)[0]
+    (dump,) = tmp_path.glob("catalog-*.json")
+    assert json.loads(dump.read_text())["stats"]["outcome/exit_status"] == outcome.INTERRUPTED
+
+
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
+    cases = [
+        (scrapy_command("crawl", "catalgo"), "unknown spider 'catalgo' (known spiders: catalog)"),
+        (catalog_command("http://127.0.0.1:9/x/", "-s", "CONCURRENT_REQUESTS=abc"),
+         "invalid setting CONCURRENT_REQUESTS='abc': expected an integer"),
+        (catalog_command("http://127.0.0.1:9/x/", "-s", "DOWNLOAD_TIMEOUT=abc"),
+         "invalid setting DOWNLOAD_TIMEOUT='abc': expected a number"),
+        (catalog_command("http://127.0.0.1:9/x/", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=abc"),
+         "invalid setting CONCURRENT_REQUESTS_PER_DOMAIN='abc'"),
+        (catalog_command("http://127.0.0.1:9/x/", "-s", "MAX_DEAD_LETTERS=lots"), "invalid setting MAX_DEAD_LETTERS"),
+    ]
+    for cmd, message in cases:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == outcome.CONFIG, (cmd, proc.stderr[-2000:])
+        (line,) = error_lines(proc.stderr)
+        assert message in line, line
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
