@@ -25,6 +25,11 @@ STORE_RETRY_TIMES = 2
 #: Seconds between those attempts.
 STORE_RETRY_DELAY = 0.5
 
+# --- run lock (extensions/run_lock.py) -----------------------------------------
+#: One run at a time per site and database (a file lock for SQLite, an advisory
+#: lock for PostgreSQL); a second run exits at once with status 7.
+RUN_LOCK_ENABLED = True
+
 # --- outcome and exit status (extensions/outcome.py, crawler/outcome.py) ------
 #: Dead letters a crawl may leave and still exit 0: a count, or a share of the
 #: discovered products ("2%").
@@ -33,7 +38,7 @@ MAX_DEAD_LETTERS: int | str = 0
 # --- stats dump (extensions/stats_dump.py) ----------------------------------
 #: Enable the JSON stats dump written when the spider closes.
 STATS_DUMP_ENABLED = True
-#: Directory of the dumps: ``<dir>/<spider>-<UTC timestamp>.json``.
+#: Directory of the dumps: ``<dir>/<spider>-<UTC timestamp>-<pid>.json``.
 STATS_DUMP_DIR = "stats"
 
 # --- site profiles (crawler/siteprofile.py) ---------------------------------

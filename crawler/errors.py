@@ -11,3 +11,10 @@ class ConfigError(Exception):
 
 class ProfileError(ConfigError):
     """A site profile cannot be found, parsed or validated."""
+
+
+class RunLocked(Exception):  # noqa: N818 - "raise RunLocked(...)" reads as the situation
+    """Another run of the same site into the same database holds the run lock.
+
+    ``scrapy crawl`` prints ``error: <message>`` and exits with status 7.
+    """

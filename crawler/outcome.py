@@ -115,7 +115,9 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
     if reason not in FINISHED_REASONS and not str(reason or "").startswith("closespider_"):
         return Outcome(INTERRUPTED, f"interrupted (finish reason {reason!r}): {discovered} products discovered so far")
 
-    if discovered == 0:
+    # (a run resumed from a JOBDIR may discover nothing new and still store what was queued)
+    stored = sum(_int(stats, f"store/{k}") for k in ("inserted", "updated", "unchanged"))
+    if discovered == 0 and stored == 0:
         list_pages = _int(stats, "catalog/list_pages")
         failed_lists = _int(stats, "dlq/added/stage/list")
         if list_pages == 0:

@@ -57,6 +57,7 @@ SPIDER_MIDDLEWARES = {
 EXTENSIONS = {
     # the progress line (every LOGSTATS_INTERVAL) replaces Scrapy's LogStats
     "scrapy.extensions.logstats.LogStats": None,
+    "extensions.run_lock.RunLock": 50,
     "extensions.accounting.ProductAccounting": 100,
     "extensions.progress.ProgressReporter": 200,
     "extensions.dead_letters.DeadLetterQueue": 500,

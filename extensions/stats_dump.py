@@ -1,6 +1,6 @@
 """JSON stats dump: the crawl's full stats, rewritten atomically during the crawl and at close.
 
-One file per crawl, ``STATS_DUMP_DIR/<spider>-<UTC timestamp>.json``.  While
+One file per crawl, ``STATS_DUMP_DIR/<spider>-<UTC timestamp>-<pid>.json``.  While
 the spider runs it is rewritten every ``STATS_DUMP_INTERVAL`` seconds with
 ``"running": true`` (so cron jobs and dashboards can read a live file), and
 a last time at close with ``"running": false``.  Every write is atomic (a
@@ -111,7 +111,7 @@ def domains_section(stats: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 class StatsDump:
-    """Write ``STATS_DUMP_DIR/<spider>-<UTC timestamp>.json`` during the crawl and when the spider closes.
+    """Write ``STATS_DUMP_DIR/<spider>-<UTC timestamp>-<pid>.json`` during the crawl and when the spider closes.
 
     The document (see the module docstring) holds the spider name, the site,
     the close reason, live sections (progress, stages, domains) and every stat
@@ -156,8 +156,9 @@ class StatsDump:
         return ext
 
     def spider_opened(self, spider: Spider) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self.path = self.directory / f"{spider.name}-{stamp}.json"
+        # microseconds and the process id: two runs never share a file
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.path = self.directory / f"{spider.name}-{stamp}-{os.getpid()}.json"
         self.crawler.stats.set_value("stats_dump/path", str(self.path))
         if self.interval > 0:
             self._loop = create_looping_call(self.write_live, spider)

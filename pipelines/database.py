@@ -41,6 +41,7 @@ from sqlalchemy import (
     exc,
     func,
     select,
+    text,
 )
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import StaticPool
@@ -381,6 +382,10 @@ def _setup_sqlite(engine: Engine, busy_timeout: float) -> None:
 # --- the store -------------------------------------------------------------------
 
 
+#: Advisory lock key serialising schema creation on PostgreSQL (an arbitrary constant).
+SCHEMA_LOCK_KEY = 0x63617461_6C6F6721 >> 1
+
+
 class SqlStore:
     """An engine on ``url`` (an SQLAlchemy database URL) for one writer thread.
 
@@ -416,9 +421,19 @@ class SqlStore:
         self._writer = self.engine.execution_options(store_write=True)
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Create the tables and indexes that do not exist yet.
+
+        On PostgreSQL two processes starting together would both see a table
+        missing and one would fail creating it, so creation runs in one
+        transaction holding an advisory transaction lock.
+        """
         try:
-            metadata.create_all(self.engine, tables=self.TABLES)
+            if self.dialect == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+                    metadata.create_all(conn, tables=self.TABLES)
+            else:
+                metadata.create_all(self.engine, tables=self.TABLES)
         except exc.SQLAlchemyError as e:
             raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
 

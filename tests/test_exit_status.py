@@ -126,3 +126,43 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
         (line,) = error_lines(proc.stderr)
         assert message in line, line
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def second_run_while_the_first_holds_the_lock(tmp_path, database_url: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Start a slow crawl, run the same site into the same database meanwhile; return the second run."""
+    with ShopProcess(products=600, seed=24) as shop:
+        slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.05")
+        first = subprocess.Popen(
+            catalog_command(shop.list_url, "-s", f"DATABASE_URL={database_url}", "-s", f"STATS_DUMP_DIR={tmp_path}/1",
+                            *slow),
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not list((tmp_path / "1").glob("catalog-*.json")) and time.monotonic() < deadline:
+                time.sleep(0.2)  # the live stats dump appears once the crawl runs
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            second = subprocess.run(
+                catalog_command(shop.list_url, "-s", f"DATABASE_URL={database_url}", "-s",
+                                f"STATS_DUMP_DIR={tmp_path}/2"),
+                cwd=ROOT, capture_output=True, text=True, timeout=60,
+            )
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=60)
+    return second, shop.url
+
+
+def test_a_second_run_while_the_first_holds_the_lock_exits_7(tmp_path):
+    second, _ = second_run_while_the_first_holds_the_lock(tmp_path, f"sqlite:///{tmp_path / 'locked.db'}")
+    assert second.returncode == outcome.LOCKED, second.stderr[-2000:]
+    (line,) = error_lines(second.stderr)
+    assert "another run of site 'csa_iot' holds the lock file" in line
+    assert not list((tmp_path / "2").glob("*.json"))  # it did not start
+
+
+def test_stats_dumps_of_two_runs_never_share_a_file(tmp_path):
+    with ShopProcess(products=12, seed=25) as shop:
+        for n in range(3):
+            run_crawl(shop.list_url, tmp_path / f"{n}.db", tmp_path / "stats")
+    assert len(list((tmp_path / "stats").glob("catalog-*.json"))) == 3

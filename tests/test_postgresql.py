@@ -68,3 +68,36 @@ def test_crawl_into_postgresql_equals_the_truth(shop, tmp_path) -> None:
     assert all(saved[k] == expected_fields(truth[k], shop.url) for k in wanted)
     assert rejected == len(truth) - len(wanted)
     assert result.stats["products/identity_holds"] is True
+
+
+def test_a_second_run_on_postgresql_is_refused_by_the_advisory_lock(tmp_path) -> None:
+    from crawler import outcome
+    from tests.test_exit_status import error_lines, second_run_while_the_first_holds_the_lock
+
+    assert URL
+    second, _ = second_run_while_the_first_holds_the_lock(tmp_path, URL)
+    assert second.returncode == outcome.LOCKED, second.stderr[-2000:]
+    assert "PostgreSQL advisory lock" in error_lines(second.stderr)[0]
+
+
+def test_two_processes_creating_the_schema_at_once(tmp_path) -> None:
+    """Schema creation is serialised on PostgreSQL: neither of two concurrent starts fails."""
+    import subprocess
+    import sys
+
+    assert URL
+    fresh = ProductStore(URL)
+    metadata.drop_all(fresh.engine)
+    fresh.close()
+    code = (
+        "import sys; from pipelines.database import ProductStore; "
+        "s = ProductStore(sys.argv[1]); s.create_schema(); s.close()"
+    )
+    from tests.conftest import ROOT
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, URL], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors

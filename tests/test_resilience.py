@@ -11,6 +11,7 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
+from crawler import outcome
 from demoshop.catalogue import Catalogue
 from demoshop.process import ShopProcess
 from tests.conftest import run_crawl
@@ -142,7 +143,8 @@ def test_gone_products_are_dead_lettered_after_one_attempt(tmp_path):
     log = tmp_path / "requests.jsonl"
     with ShopProcess(products=150, seed=15, request_log=log, extra_args=["--gone-share", "0.1"]) as shop:
         result = run_crawl(shop.list_url, tmp_path / "db.sqlite", tmp_path / "stats")
-    assert result.returncode == 0, result.stderr[-3000:]
+    # the gone products are dead letters, over MAX_DEAD_LETTERS = 0
+    assert result.returncode == outcome.DEAD_LETTERS, result.stderr[-3000:]
     rows = truth(150, 15, gone_share=0.1)
     gone = {t["path"]: t["dead_reason"] for t in rows if t["expected"] == "dead_letter"}
     assert gone
@@ -172,7 +174,8 @@ def test_dead_host_is_dead_lettered_and_does_not_slow_the_healthy_one(tmp_path):
                 # fixed concurrency: the comparison is about the breaker, not the adaptive controller
                 "-s", "ADAPTIVE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4",
             )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
+        # with a dead host, its products are dead letters, over MAX_DEAD_LETTERS = 0
+        assert result.returncode == (outcome.DEAD_LETTERS if share else outcome.OK), result.stderr[-3000:]
         rows = truth(300, 16, dead_share=share)
         db = tmp_path / f"db-{share}.sqlite"
         assert saved_keys(db) == expected_saved(rows)

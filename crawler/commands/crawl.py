@@ -7,6 +7,8 @@ Same options and behaviour as Scrapy's own command, plus:
   (bad site profile, unknown site, unusable database URL, ...), an unknown
   spider name, a numeric or boolean Scrapy setting that does not parse
   (``-s CONCURRENT_REQUESTS=abc``);
+* another run of the same site into the same database (the run lock,
+  :mod:`extensions.run_lock`) prints one line and exits 7;
 * any other error before or during the crawl prints one line and exits 1;
 * a crawl that ran exits with the status :mod:`extensions.outcome` recorded
   (see :mod:`crawler.outcome`: 0 only when every discovered product was saved
@@ -24,8 +26,8 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 from scrapy.settings import BaseSettings, default_settings
 
-from crawler.errors import ConfigError
-from crawler.outcome import CONFIG, ERROR
+from crawler.errors import ConfigError, RunLocked
+from crawler.outcome import CONFIG, ERROR, LOCKED
 from extensions.outcome import outcome_of
 
 #: Scrapy settings read with getbool though their default is an int.
@@ -59,12 +61,18 @@ class Command(ScrapyCrawlCommand):
         except ConfigError as exc:
             self._fail(CONFIG, str(exc))
             return
+        except RunLocked as exc:
+            self._fail(LOCKED, str(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - one line instead of a traceback, exit status 1
             self._fail(ERROR, one_line(exc))
             return
         error = _exception_of(crawl)
         if isinstance(error, ConfigError):
             self._fail(CONFIG, str(error))
+            return
+        if isinstance(error, RunLocked):
+            self._fail(LOCKED, str(error))
             return
         if error is not None:
             self._fail(ERROR, one_line(error))
