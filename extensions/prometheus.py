@@ -16,9 +16,9 @@ holding
 
 The page is served by Twisted on the crawl's own reactor and rendered on the
 reactor thread, so a scrape sees a consistent snapshot of the stats.  The port
-is bound when the extension is created (a busy port stops the crawl before
-any request, as a one-line :class:`~crawler.errors.ConfigError`) and released
-when the spider closes.  The URL is logged and kept in the ``prometheus/url``
+is bound when the extension is created (the first free one of the range; when
+none is free the crawl goes on without metrics, with a warning: the metrics
+never kill a crawl) and released when the spider closes.  The URL is logged and kept in the ``prometheus/url``
 stat.  Settings: ``PROMETHEUS_ENABLED``, ``PROMETHEUS_PORT``,
 ``PROMETHEUS_HOST``, ``PROMETHEUS_PATH`` (``crawler/defaults.py``).
 """
@@ -349,20 +349,18 @@ def describe_ports(ports: tuple[int, int]) -> str:
 
 def listen_first(
     ports: tuple[int, int], host: str, factory: Site, listen_tcp: Callable[..., IListeningPort]
-) -> IListeningPort:
-    """Listen on the first port of the range that binds; ConfigError naming host and ports if none does."""
+) -> tuple[IListeningPort | None, str]:
+    """Listen on the first port of the range that binds: ``(port, "")``, or ``(None, reason)`` if none does."""
     first, last = ports
     reason = ""
     for port in range(first, last + 1):
         try:
-            return listen_tcp(port, factory, interface=host)
+            return listen_tcp(port, factory, interface=host), ""
         except CannotListenError as exc:
             reason = str(exc.socketError)
-    reason = " ".join(reason.split())  # one line
-    raise ConfigError(
-        f"PROMETHEUS_PORT: cannot listen on {host} {describe_ports(ports)} ({reason}); "
-        "choose a free port or a range, 0 for any, or set PROMETHEUS_ENABLED=False"
-    )
+        except OSError as exc:  # some reactors raise it directly (e.g. a port taken between two tries)
+            reason = str(exc)
+    return None, " ".join(reason.split())  # one line
 
 
 def format_url(host: str, port: int, segments: list[str]) -> str:
@@ -400,7 +398,7 @@ class PrometheusExporter:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        """Build, bind the port (ConfigError if it cannot) and connect the signals."""
+        """Build, bind the port (metrics off with a warning if it cannot) and connect the signals."""
         settings = crawler.settings
         if not settings.getbool("PROMETHEUS_ENABLED", defaults.PROMETHEUS_ENABLED):
             raise NotConfigured
@@ -417,14 +415,24 @@ class PrometheusExporter:
         crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
         return ext
 
-    def start(self, listen_tcp: Callable[..., IListeningPort] | None = None) -> str:
-        """Listen (on the installed reactor unless ``listen_tcp`` is given); return the URL."""
+    def start(self, listen_tcp: Callable[..., IListeningPort] | None = None) -> str | None:
+        """Listen (on the installed reactor unless ``listen_tcp`` is given); return the URL, or None
+        (a warning) when no port of the range is free."""
         if listen_tcp is None:
             from twisted.internet import reactor
 
             listen_tcp = reactor.listenTCP  # type: ignore[attr-defined]
         site = QuietSite(build_root(self.segments, MetricsPage(self.registry)))
-        self.listening = listen_first(self.ports, self.host, site, listen_tcp)
+        self.listening, reason = listen_first(self.ports, self.host, site, listen_tcp)
+        if self.listening is None:
+            # the metrics never stop a crawl: it goes on without them
+            logger.warning(
+                "Prometheus: cannot listen on %s %s (%s): metrics are off for this crawl"
+                " (choose a free port or a range, 0 for any, or set PROMETHEUS_ENABLED=False)",
+                self.host, describe_ports(self.ports), reason,
+            )
+            self.crawler.stats.set_value("prometheus/url", None)
+            return None
         self.url = format_url(self.host, self.listening.getHost().port, self.segments)
         self.crawler.stats.set_value("prometheus/url", self.url)
         logger.info("Prometheus metrics at %s", self.url)
