@@ -110,6 +110,12 @@ DLQ_REQUEUE = False
 DLQ_REQUEUE_FILTER = ""
 #: More ``request.meta`` keys not to store in dead letters (state managed per download).
 DLQ_DROP_META_KEYS: list = []
+#: More request headers never stored in dead letters, besides Authorization,
+#: Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key (crawler/redaction.py).
+DLQ_REDACT_HEADERS: list = []
+#: More request meta keys never stored in dead letters, besides http_user,
+#: http_pass, http_auth_domain and proxy credentials.
+DLQ_REDACT_META_KEYS: list = []
 
 # --- crawl profiles and adaptive concurrency (crawler/crawl_profiles.py,
 # --- crawler/middlewares/adaptive.py) ----------------------------------------

@@ -5,7 +5,15 @@ The project's own settings and their defaults live in ``crawler/defaults.py``
 of them with ``-s NAME=VALUE`` or in a site profile's ``[settings]`` table.
 """
 
+import os
+
 from crawler.defaults import *  # noqa: F403  (the project's own settings)
+from crawler.defaults import DATABASE_URL as _DEFAULT_DATABASE_URL
+
+#: An environment variable that sets DATABASE_URL (below -s and a site profile's
+#: [settings]): a URL with a password never has to appear on a command line.
+DATABASE_URL_ENV = "CRAWLER_DATABASE_URL"
+DATABASE_URL = os.environ.get(DATABASE_URL_ENV) or _DEFAULT_DATABASE_URL
 
 BOT_NAME = "crawler"
 SPIDER_MODULES = ["crawler.spiders"]

@@ -49,6 +49,7 @@ from twisted.python.failure import Failure
 
 from crawler import defaults
 from crawler.errors import ConfigError
+from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
 from crawler.signals import request_dead_lettered
 from pipelines.dead_letter_store import (
     DeadLetterFilter,
@@ -95,8 +96,6 @@ MANAGED_META_KEYS = frozenset(
 )
 #: Meta keys starting with these are managed too (``_breaker_allowed``, ``retry_*``, ``dlq_*``, ...).
 MANAGED_META_PREFIXES = ("_", "retry_", "dlq_")
-#: Request headers not stored (session or credentials the replaying crawl sets itself).
-DROPPED_HEADERS = frozenset({"cookie", "proxy-authorization"})
 
 _UNRESOLVED = object()
 
@@ -132,11 +131,20 @@ def _method_name(spider: Spider | None, func: Any) -> Any:
     return _UNRESOLVED
 
 
-def request_to_record(request: Request, spider: Spider | None, drop_meta: Iterable[str] = ()) -> dict[str, Any]:
+def request_to_record(
+    request: Request,
+    spider: Spider | None,
+    drop_meta: Iterable[str] = (),
+    redact_headers: Iterable[str] = REDACTED_HEADERS,
+    redact_meta: Iterable[str] = REDACTED_META_KEYS,
+) -> dict[str, Any]:
     """A JSON-safe dict to rebuild ``request`` with :func:`request_from_record`.
 
-    What ``request.to_dict(spider=spider)`` holds: url, method, headers (text; ``Cookie``
-    and ``Proxy-Authorization`` dropped), body (text, or base64 with
+    What ``request.to_dict(spider=spider)`` holds, without credentials
+    (:func:`crawler.redaction.redact_record`: no ``Authorization``,
+    ``Proxy-Authorization`` or ``Cookie`` header, no cookies, no
+    ``http_user``/``http_pass``, no ``user:password@`` in the URL or the proxy;
+    ``"redacted"`` lists what was removed): url, method, headers (text), body (text, or base64 with
     ``"body_encoding": "base64"``), callback and errback by NAME (methods of
     ``spider``), cb_kwargs, priority, flags, encoding, cookies, the subclass
     (``_class``) and its attributes, and the JSON-serialisable meta keys
@@ -155,9 +163,7 @@ def request_to_record(request: Request, spider: Spider | None, drop_meta: Iterab
             method = None
         record[name] = method
     record["headers"] = {
-        key.decode("latin-1"): [value.decode("latin-1") for value in values]
-        for key, values in request.headers.items()
-        if key.decode("latin-1").lower() not in DROPPED_HEADERS
+        key.decode("latin-1"): [value.decode("latin-1") for value in values] for key, values in request.headers.items()
     }
     body = request.body
     try:
@@ -195,7 +201,7 @@ def request_to_record(request: Request, spider: Spider | None, drop_meta: Iterab
             dropped.append(name)
     if dropped:
         record["dropped"] = dropped
-    return record
+    return redact_record(record, redact_headers, redact_meta)
 
 
 def request_from_record(
@@ -305,12 +311,16 @@ class DeadLetterQueue:
         *,
         flush_interval: float = defaults.DLQ_FLUSH_INTERVAL,
         drop_meta: Iterable[str] = (),
+        redact_headers: Iterable[str] = REDACTED_HEADERS,
+        redact_meta: Iterable[str] = REDACTED_META_KEYS,
     ) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.store = store
         self.flush_interval = flush_interval
         self.drop_meta = frozenset(drop_meta)
+        self.redact_headers = tuple(redact_headers)
+        self.redact_meta = tuple(redact_meta)
         self._rows: list[DeadLetterRow] = []
         self._removals: set[int] = set()
         self._failed_again: set[int] = set()  # dlq ids dead-lettered again in this crawl
@@ -342,7 +352,12 @@ class DeadLetterQueue:
         except ConfigError:
             store.close()
             raise
-        ext = cls(crawler, store, flush_interval=flush_interval, drop_meta=drop_meta)
+        redact_headers = (*REDACTED_HEADERS, *crawler.settings.getlist("DLQ_REDACT_HEADERS", []))
+        redact_meta = (*REDACTED_META_KEYS, *crawler.settings.getlist("DLQ_REDACT_META_KEYS", []))
+        ext = cls(
+            crawler, store, flush_interval=flush_interval, drop_meta=drop_meta,
+            redact_headers=redact_headers, redact_meta=redact_meta,
+        )  # fmt: skip
         crawler.signals.connect(ext.request_dead_lettered, signal=request_dead_lettered)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -410,10 +425,10 @@ class DeadLetterQueue:
             site=site if isinstance(site, str) else None,
             spider_args=canonical_args(spider_args_of(spider)),
             fingerprint=self.crawler.request_fingerprinter.fingerprint(request).hex(),
-            url=request.url,
+            url=strip_url_credentials(request.url),
             method=request.method,
             stage=stage if isinstance(stage, str) else None,
-            request=request_to_record(request, spider, self.drop_meta),
+            request=request_to_record(request, spider, self.drop_meta, self.redact_headers, self.redact_meta),
             failure_class=_one_line(failure_class, 16) or "unknown",
             reason=_one_line(reason, 200) or "unknown",
             last_status=_int_or_none(status),

@@ -28,6 +28,7 @@ from scrapy.settings import BaseSettings, default_settings
 
 from crawler.errors import ConfigError, RunLocked
 from crawler.outcome import CONFIG, ERROR, LOCKED
+from crawler.redaction import install_log_filter
 from extensions.outcome import outcome_of
 
 #: Scrapy settings read with getbool though their default is an int.
@@ -48,6 +49,7 @@ class Command(ScrapyCrawlCommand):
         if len(args) != 1:
             raise UsageError("give exactly one spider name")
         assert self.crawler_process is not None
+        install_log_filter()  # URL passwords masked in every log line (e.g. Scrapy's "Overridden settings")
         name = args[0]
         known = sorted(self.crawler_process.spider_loader.list())
         if name not in known:

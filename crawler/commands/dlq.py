@@ -39,6 +39,8 @@ from sqlalchemy.exc import ArgumentError
 from crawler import defaults
 from crawler.errors import ConfigError
 from crawler.outcome import DEAD_LETTERS, OK
+from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
+from crawler.settings import DATABASE_URL_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ("list", "show", "count", "export", "requeue")
@@ -123,6 +125,11 @@ class Command(ScrapyCommand):
     def _database_url(self) -> str:
         return str(defaults.get(self.settings, "DATABASE_URL"))
 
+    def _redacted(self, row: dict[str, Any]) -> dict[str, Any]:
+        return redacted_row(
+            row, self.settings.getlist("DLQ_REDACT_HEADERS", []), self.settings.getlist("DLQ_REDACT_META_KEYS", [])
+        )
+
     def _store(self) -> Any:
         from pipelines.dead_letter_store import DeadLetterStore
 
@@ -175,6 +182,7 @@ class Command(ScrapyCommand):
             store.close()
         if row is None:
             raise CommandError(f"no dead letter with id {letter_id} in {store.url_shown}")
+        row = self._redacted(row)
         width = max(len(name) for name in row)
         for name, value in row.items():
             if name == "request":
@@ -205,7 +213,7 @@ class Command(ScrapyCommand):
         store = self._store()
         written = 0
         try:
-            rows = store.iter_all(self._filters(opts))
+            rows = (self._redacted(row) for row in store.iter_all(self._filters(opts)))
             if opts.output == "-":
                 written = _write_rows(sys.stdout, rows, fmt, COLUMNS)
             else:
@@ -246,7 +254,8 @@ class Command(ScrapyCommand):
                 print(f"requeue {len(ids)} dead letters of {spider} {args_json}: {shlex.join(shown)}", flush=True)
                 if opts.dry_run:
                     continue
-                code = subprocess.call(command, cwd=PROJECT_ROOT)
+                env = {**os.environ, DATABASE_URL_ENV: url}
+                code = subprocess.call(command, cwd=PROJECT_ROOT, env=env)
                 # a replay that ran but left dead letters (exit status 5) is reported below as "still dead"
                 if code not in (OK, DEAD_LETTERS):
                     failed_runs.append(f"{spider} {args_json} (exit status {code})")
@@ -285,7 +294,8 @@ class Command(ScrapyCommand):
         command = [sys.executable, "-m", "scrapy", "crawl", spider]
         for key, value in sorted(spider_args.items()):
             command += ["-a", f"{key}={value}"]
-        command += ["-s", "DLQ_REQUEUE=1", "-s", f"DLQ_REQUEUE_FILTER={requeue_filter}", "-s", f"DATABASE_URL={url}"]
+        # the database URL (maybe with a password) goes through the environment, not the command line
+        command += ["-s", "DLQ_REQUEUE=1", "-s", f"DLQ_REQUEUE_FILTER={requeue_filter}"]
         for setting in opts.set:
             if setting.split("=", 1)[0].strip() not in OWN_SETTINGS:
                 command += ["-s", setting]
@@ -319,6 +329,21 @@ def _table(header: list[str], rows: list[list[str]], right: Iterable[int] = ()) 
                 parts.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def redacted_row(row: dict[str, Any], headers: Iterable[str] = (), meta_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """A dead-letter row without credentials (rows stored before redaction existed may hold some)."""
+    row = dict(row)
+    if isinstance(row.get("url"), str):
+        row["url"] = strip_url_credentials(row["url"])
+    try:
+        record = json.loads(row["request"])
+    except (KeyError, TypeError, ValueError):
+        return row
+    if isinstance(record, dict):
+        record = redact_record(record, (*REDACTED_HEADERS, *headers), (*REDACTED_META_KEYS, *meta_keys))
+        row["request"] = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return row
 
 
 def _write_rows(fh: Any, rows: Iterable[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> int:
