@@ -5,17 +5,21 @@
 The same ``catalog`` crawl (same store, same shop: 10% transient faults of
 every kind plus a 10-second outage starting 3 s into the crawl) twice:
 
-(a) Scrapy's stock ``RetryMiddleware`` (RETRY_TIMES=2, immediate retries),
-    the project's retry and circuit-breaker middlewares disabled;
-(b) the project's resilience layer (defaults): classified retries with
-    backoff that waits in the scheduler, Retry-After, per-domain circuit
-    breakers, dead letters.
+(a) Scrapy's stock ``RetryMiddleware`` (immediate retries), the project's
+    retry and circuit-breaker middlewares disabled;
+(b) the project's resilience layer: classified retries with backoff that
+    waits in the scheduler, Retry-After, per-domain circuit breakers, dead
+    letters.
 
-Both run at the same fixed concurrency (16, the adaptive controller off): the
-comparison is about retries, not about concurrency.
+Both get the same retry count (``RETRY_TIMES``, the project's 5) and the same
+fixed concurrency (16, the adaptive controller off): the comparison is about
+how retries are made, not how many nor the concurrency.  A third run, (c),
+is the project's default stack as users run it (adaptive controller on).
 
 A product is lost when it should have been saved (``demoshop truth``) but is
-not in the database.  Last line: products saved (b)/(a).
+not in the database.  Each row shows products saved and lost, dead letters,
+retries, the crawl's own time, the process's wall time and its exit status.
+Last line: products saved (b)/(a).
 """
 
 from __future__ import annotations
@@ -26,43 +30,52 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crawler import settings as PROJECT_SETTINGS  # noqa: E402, N812
 from demoshop.catalogue import Catalogue  # noqa: E402
 from demoshop.process import ShopProcess  # noqa: E402
+
+#: The same retry count on both sides: the project's.
+RETRY_TIMES = PROJECT_SETTINGS.RETRY_TIMES
 
 STOCK = json.dumps({
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": None,
 })
+FIXED = ["-s", "ADAPTIVE_ENABLED=False", "-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16"]
 CASES = {
-    "(a) stock RetryMiddleware": ["-s", f"DOWNLOADER_MIDDLEWARES={STOCK}", "-s", "RETRY_TIMES=2"],
-    "(b) ours (resilience layer)": [],
+    "(a) stock RetryMiddleware": ["-s", f"DOWNLOADER_MIDDLEWARES={STOCK}", *FIXED],
+    "(b) ours (resilience layer)": FIXED,
+    "(c) ours, default stack": [],
 }
 
 
-def crawl(shop: ShopProcess, workdir: Path, name: str, extra: list[str]) -> tuple[dict, set[str], int]:
+def crawl(shop: ShopProcess, workdir: Path, name: str, extra: list[str]) -> tuple[dict, set[str], int, int, float]:
     db = workdir / f"{name}.db"
     stats_dir = workdir / f"stats-{name}"
     cmd = [
         sys.executable, "-m", "scrapy", "crawl", "catalog", "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
         "-s", f"DATABASE_URL=sqlite:///{db}", "-s", f"STATS_DUMP_DIR={stats_dir}", "-s", "LOG_LEVEL=WARNING",
-        "-s", "DOWNLOAD_TIMEOUT=2", "-s", "PROMETHEUS_ENABLED=False",
-        "-s", "ADAPTIVE_ENABLED=False", "-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+        "-s", "DOWNLOAD_TIMEOUT=2", "-s", "PROMETHEUS_ENABLED=False", "-s", f"RETRY_TIMES={RETRY_TIMES}",
         *extra,
     ]  # fmt: skip
-    subprocess.run(cmd, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    # a crawl that lost or dead-lettered products exits non-zero (its exit status is reported)
+    code = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.DEVNULL).returncode
+    wall = time.monotonic() - started
     (dump,) = stats_dir.glob("catalog-*.json")
     stats = json.loads(dump.read_text())["stats"]
     with sqlite3.connect(db) as conn:
         keys = {k for (k,) in conn.execute("SELECT key FROM products")}
         tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] if "dead_letters" in tables else 0
-    return stats, keys, dead
+    return stats, keys, dead, code, wall
 
 
 def main() -> None:
@@ -79,16 +92,16 @@ def main() -> None:
         for n, (label, extra) in enumerate(CASES.items()):
             # a fresh shop per case: the outage starts at each crawl's first request
             with ShopProcess(products=args.products, seed=args.seed, extra_args=shop_args) as shop:
-                stats, keys, dead = crawl(shop, Path(tmp), f"case{n}", extra)
-            results[label] = (stats, keys, dead)
+                results[label] = crawl(shop, Path(tmp), f"case{n}", extra)
     print(f"shop: {args.products} products ({len(wanted)} valid), {float(args.fault_rate):.0%} transient faults,"
-          f" outage {args.outage} (start:seconds)")
-    print(f"{'case':<30} {'saved':>6} {'lost':>6} {'dead letters':>13} {'retries':>8} {'time s':>7}")
-    for label, (stats, keys, dead) in results.items():
+          f" outage {args.outage} (start:seconds), RETRY_TIMES={RETRY_TIMES} on every side")
+    print(f"{'case':<30} {'saved':>6} {'lost':>6} {'dead letters':>13} {'retries':>8} {'crawl s':>8} {'wall s':>7}"
+          f" {'exit':>5}")
+    for label, (stats, keys, dead, code, wall) in results.items():
         saved = len(keys & wanted)
         print(f"{label:<30} {saved:>6} {len(wanted) - saved:>6} {dead:>13} {stats.get('retry/count', 0):>8}"
-              f" {float(stats['elapsed_time_seconds']):>7.1f}")
-    (stock_stats, stock_keys, _), (our_stats, our_keys, _) = results.values()
+              f" {float(stats['elapsed_time_seconds']):>8.1f} {wall:>7.1f} {code:>5}")
+    stock_keys, our_keys = results["(a) stock RetryMiddleware"][1], results["(b) ours (resilience layer)"][1]
     stock_saved, our_saved = len(stock_keys & wanted), len(our_keys & wanted)
     print(f"faults: products saved ours/stock = {our_saved / max(stock_saved, 1):.2f}x"
           f" (stock lost {len(wanted) - stock_saved}, ours lost {len(wanted) - our_saved})")

@@ -59,11 +59,14 @@ class Command(ScrapyCommand):
             (p for p in stats_dir.glob("catalog-*.json") if p.stat().st_mtime >= started - 1),
             key=lambda p: p.stat().st_mtime,
         )
-        if code != 0 or not dumps:
+        if not dumps:
             print(f"error: the crawl failed (exit status {code}); see {log}", file=sys.stderr)
             self.exitcode = code or 1
             return
         print(summary(json.loads(dumps[-1].read_text()), db, dumps[-1]))
+        if code != 0:
+            print(f"error: the crawl ended with exit status {code}; see {log}", file=sys.stderr)
+            self.exitcode = code
 
 
 def summary(document: dict[str, Any], db: Path, stats_path: Path) -> str:
@@ -74,6 +77,7 @@ def summary(document: dict[str, Any], db: Path, stats_path: Path) -> str:
     saved = sum(int(stats.get(f"store/{k}", 0)) for k in ("inserted", "updated", "unchanged"))
     lines = [
         f"finished: {document.get('finish_reason')}",
+        f"outcome: exit status {stats.get('outcome/exit_status')} ({stats.get('outcome/reason')})",
         f"products saved: {saved} (inserted {stats.get('store/inserted', 0)},"
         f" updated {stats.get('store/updated', 0)}, unchanged {stats.get('store/unchanged', 0)})",
         f"products rejected: {stats.get('store/rejected', 0)} (reasons in table rejected_items)",
