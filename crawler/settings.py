@@ -40,6 +40,9 @@ SCHEDULER = "crawler.scheduler.DelayedScheduler"
 # Scrapy 2.19's downloader does not enforce per-slot concurrency (see crawler/downloader.py).
 DOWNLOADER = "crawler.downloader.SlotLimitedDownloader"
 DOWNLOADER_MIDDLEWARES = {
+    # Scrapy's offsite filter, reporting what it drops (crawler/middlewares/offsite.py)
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "crawler.middlewares.offsite.OffsiteMiddleware": 50,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,

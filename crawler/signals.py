@@ -22,7 +22,8 @@
 ``request_filtered``
     A request was ignored by a policy (robots.txt, offsite, ...) rather than
     failing: ``request`` and ``reason`` (the IgnoreRequest message).  Sent by
-    the retry middleware; the accounting extension counts products so ended.
+    the retry middleware and the offsite middleware (``crawler/middlewares/offsite.py``);
+    the accounting extension counts products so ended.
 """
 
 request_dead_lettered = object()

@@ -166,3 +166,19 @@ def test_stats_dumps_of_two_runs_never_share_a_file(tmp_path):
         for n in range(3):
             run_crawl(shop.list_url, tmp_path / f"{n}.db", tmp_path / "stats")
     assert len(list((tmp_path / "stats").glob("catalog-*.json"))) == 3
+
+
+def test_offsite_product_links_are_filtered_not_lost(tmp_path):
+    """Products linked on another host (not in allowed_domains) end as filtered, the verdict holds."""
+    from demoshop.catalogue import Catalogue
+
+    with ShopProcess(products=60, seed=26, extra_args=["--dead-share", "0.2"]) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "offsite.db", tmp_path / "stats")
+    offsite = sum(t["host"] is not None for t in Catalogue(60, 26, dead_share=0.2).truth())
+    assert offsite > 0
+    stats = result.stats
+    assert stats["products/filtered"] == offsite, stats.get("products/identity")
+    assert stats["products/lost"] == 0 and stats["products/identity_holds"] is True
+    assert stats["offsite/filtered"] == offsite
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unaccounted" not in result.stderr
