@@ -14,8 +14,10 @@ code  name               when
                          database URL (nothing was crawled)
 3     nothing_found      no product discovered: the site was unreachable, or
                          its list pages held no product link
-4     incomplete         products lost, writes that did not commit, or list
-                         pages that were never crawled
+4     incomplete         products lost, writes that did not commit, list
+                         pages that were never crawled, or fewer products
+                         discovered than the site states (its last page
+                         number and page size, or its count)
 5     dead_letters       more dead letters than ``MAX_DEAD_LETTERS``
 6     interrupted        stopped before the end (SIGINT/SIGTERM, ``shutdown``)
 7     locked             another run holds this site's and database's lock
@@ -140,6 +142,9 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
     failed_lists = _int(stats, "dlq/added/stage/list")
     if failed_lists:
         problems.append(f"{failed_lists} list page(s) never crawled (dead-lettered): their products are unknown")
+    expected = _int(stats, "catalog/expected_products")
+    if expected and discovered < expected and reason in FINISHED_REASONS and not failed_lists:
+        problems.append(f"discovered {discovered} of the {expected} products the site's list states")
     if problems:
         return Outcome(INCOMPLETE, "incomplete: " + "; ".join(problems))
 

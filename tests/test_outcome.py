@@ -55,6 +55,7 @@ def test_site_unreachable_and_nothing_found():
         ({"dlq/failed": 2}, "2 dead letter(s) could not be stored"),
         ({"dlq/added/stage/list": 3}, "3 list page(s) never crawled"),
         ({"products/identity_holds": False, "products/identity": "discovered 3 != ..."}, "unaccounted"),
+        ({"catalog/expected_products": 312}, "discovered 300 of the 312 products the site's list states"),
     ],
 )
 def test_incomplete_crawls(change, words):
@@ -81,3 +82,9 @@ def test_dead_letters_over_the_limit():
 def test_bad_dead_letter_limits(bad):
     with pytest.raises(ValueError, match="MAX_DEAD_LETTERS"):
         DeadLetterLimit.parse(bad)
+
+
+def test_more_products_than_the_site_states_is_fine_and_a_limit_is_not_judged():
+    assert judge({**GOOD, "catalog/expected_products": 290}).status == OK  # the catalogue grew
+    limited = {**GOOD, "finish_reason": "closespider_itemcount", "catalog/expected_products": 5000}
+    assert judge(limited).status == OK
