@@ -51,8 +51,8 @@ class ProductAccounting:
         self.crawler = crawler
         self.stats = crawler.stats
         self._ids = itertools.count(1)
-        self.outstanding: dict[int, str] = {}  # product_ref -> url
-        self.counts = dict.fromkeys(("discovered", *TERMS), 0)
+        self._outstanding: dict[int, str] = {}  # product_ref -> url
+        self._counts = dict.fromkeys(("discovered", *TERMS), 0)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -68,13 +68,26 @@ class ProductAccounting:
         connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
+    # -- public API (progress, the adaptive controller, metrics read these) ----
+    def count(self, term: str) -> int:
+        """Products counted so far in ``term`` (``"discovered"`` or one of :data:`TERMS`)."""
+        return self._counts[term]
+
+    def outstanding(self) -> int:
+        """Products discovered that have no outcome yet (queued, waiting or in flight)."""
+        return len(self._outstanding)
+
+    def ended(self, terms: tuple[str, ...] = TERMS) -> int:
+        """Products that ended in one of ``terms`` (all outcomes by default)."""
+        return sum(self._counts[t] for t in terms)
+
     # -- events ---------------------------------------------------------------
     def request_scheduled(self, request: Request, spider: Spider) -> None:
         if request.meta.get("stage") != "detail" or REF in request.meta:
             return
         ref = next(self._ids)
         request.meta[REF] = ref
-        self.outstanding[ref] = request.url
+        self._outstanding[ref] = request.url
         self._count("discovered")
 
     def request_dropped(self, request: Request, spider: Spider) -> None:
@@ -100,7 +113,7 @@ class ProductAccounting:
 
     def spider_error(self, failure: TwistedFailure, response: Response, spider: Spider) -> None:
         request = response.request
-        if request is None or request.meta.get(REF) not in self.outstanding:
+        if request is None or request.meta.get(REF) not in self._outstanding:
             return
         give_up(self.crawler, request, Failure(PERMANENT, "callback_error"), attempts=1, exception=failure.value)
 
@@ -111,15 +124,15 @@ class ProductAccounting:
         self._end(request, "filtered")
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        leftover = len(self.outstanding)
+        leftover = len(self._outstanding)
         lost = 0
         if reason == "finished":
             lost = leftover
         else:
-            self.counts["pending"] = leftover
-        self.stats.set_value("products/pending", self.counts["pending"])
+            self._counts["pending"] = leftover
+        self.stats.set_value("products/pending", self._counts["pending"])
         self.stats.set_value("products/lost", lost)
-        c = self.counts
+        c = self._counts
         total = sum(c[t] for t in TERMS)
         holds = c["discovered"] == total and lost == 0
         terms = " + ".join(f"{t} {c[t]}" for t in TERMS)
@@ -129,12 +142,12 @@ class ProductAccounting:
         if holds:
             logger.info("Nothing lost: %s", equation)
         else:
-            sample = ", ".join(list(self.outstanding.values())[:5])
+            sample = ", ".join(list(self._outstanding.values())[:5])
             logger.error("Products unaccounted for (%d lost): %s; e.g. %s", lost, equation, sample)
 
     # -- internals --------------------------------------------------------------
     def _count(self, term: str) -> None:
-        self.counts[term] += 1
+        self._counts[term] += 1
         self.stats.inc_value(f"products/{term}")
 
     def _end(self, request: Request | None, term: str) -> bool:
@@ -142,7 +155,7 @@ class ProductAccounting:
         if request is None:
             return False
         ref = request.meta.get(REF)
-        if ref is None or self.outstanding.pop(ref, None) is None:
+        if ref is None or self._outstanding.pop(ref, None) is None:
             return False
         self._count(term)
         return True

@@ -568,7 +568,7 @@ class DeadLetterRequeueMiddleware:
         if not settings.getbool("DLQ_REQUEUE", defaults.DLQ_REQUEUE):
             raise NotConfigured
         filters = parse_filter(settings.get("DLQ_REQUEUE_FILTER", defaults.DLQ_REQUEUE_FILTER))
-        queue = next((ext for ext in crawler.extensions.middlewares if isinstance(ext, DeadLetterQueue)), None)
+        queue = crawler.get_extension(DeadLetterQueue)
         if queue is None:
             raise ConfigError("DLQ_REQUEUE needs the dead-letter queue: DLQ_ENABLED and the DeadLetterQueue extension")
         return cls(crawler, queue, filters)

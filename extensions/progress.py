@@ -7,7 +7,7 @@
 * ``detail_done``: products with an outcome (the accounting extension's
   saved + rejected + dead_lettered + duplicates + filtered);
 * ``detail_pending``: products still scheduled or in flight (the accounting
-  extension's ``outstanding``);
+  extension's ``outstanding()``);
 * ``list_done`` / ``list_pending``: this extension's own list-stage counters;
 * ``products_discovered``, ``expected_products``, ``expected_list_pages``:
   from the stats (``products/discovered``, ``catalog/expected_products``,
@@ -306,10 +306,9 @@ class ProgressReporter:
         lists = self.stages.get("list") or StageCounters()
         accounting = self._accounting
         if accounting is not None:
-            counts = accounting.counts
-            detail_done = sum(int(counts.get(term, 0)) for term in DONE_TERMS)
-            detail_pending = len(accounting.outstanding)
-            discovered = int(counts.get("discovered", 0))
+            detail_done = accounting.ended(DONE_TERMS)
+            detail_pending = accounting.outstanding()
+            discovered = accounting.count("discovered")
         else:
             details = self.stages.get("detail") or StageCounters()
             detail_done, detail_pending = details.finished, details.pending
@@ -384,7 +383,7 @@ class ProgressReporter:
     # -- internals ---------------------------------------------------------------------------
     def _done(self) -> int:
         if self._accounting is not None:
-            return sum(int(self._accounting.counts.get(term, 0)) for term in DONE_TERMS)
+            return self._accounting.ended(DONE_TERMS)
         details = self.stages.get("detail")
         return details.finished if details else 0
 

@@ -243,7 +243,7 @@ def _mask(raw: str) -> str:
     return _PASSWORD_IN_TEXT.sub(":***@", raw)
 
 
-def _is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException) -> bool:
     """Errors worth retrying as they are: locks, timeouts, lost connections."""
     if isinstance(error, exc.OperationalError):
         return True
@@ -267,7 +267,7 @@ def _sqlite_is_memory(url: URL) -> bool:
     )
 
 
-def _chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
+def chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
@@ -619,7 +619,7 @@ class ProductStore(SqlStore):
                 result.add(self._write_once(ops))
                 return
             except exc.SQLAlchemyError as e:
-                if _is_transient(e) and attempt < self.retries:
+                if is_transient(e) and attempt < self.retries:
                     attempt += 1
                     result.retries += 1
                     self._sleep(self.retry_delay)
@@ -642,13 +642,13 @@ class ProductStore(SqlStore):
             try:
                 result.add(self._write_once(part))
             except exc.SQLAlchemyError as e:
-                if _is_transient(e):
+                if is_transient(e):
                     raise self._systemic(e, result) from e
                 self._split(part, result, e)
 
     def _isolate(self, op: _Op, result: BatchResult, error: exc.SQLAlchemyError) -> None:
         """``op`` alone failed with ``error``: store a product as a reject; count a reject as failed."""
-        if _is_transient(error):
+        if is_transient(error):
             raise self._systemic(error, result) from error
         values, product, _isolated = op
         message = one_line(error, with_type=True)
@@ -660,7 +660,7 @@ class ProductStore(SqlStore):
         try:
             result.add(self._write_once([(_reject_values(reject, utc_iso(reject.seen_at), 1), None, True)]))
         except exc.SQLAlchemyError as e:
-            if _is_transient(e):
+            if is_transient(e):
                 raise self._systemic(e, result) from e
             result.failed += 1
             result._note([f"product {product.key!r} ({product.url}) not stored: {message}"])
@@ -703,14 +703,14 @@ class ProductStore(SqlStore):
         found: dict[str, dict[str, str]] = {}
         for site, keys in _by_site(rows, _KEY).items():
             hashes = found.setdefault(site, {})
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 hashes.update(self._lookup("hashes", conn, site, chunk))
         return found
 
     def _clear_rejects(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Delete the rejects of pages now saved as products (looked up first: usually none)."""
         for site, urls in _by_site(rows, _URL).items():
-            for chunk in _chunks(list(dict.fromkeys(urls))):
+            for chunk in chunks(list(dict.fromkeys(urls))):
                 ids = [row[0] for row in self._lookup("reject_ids", conn, site, chunk)]
                 if ids:
                     conn.execute(self._delete_rejects, {"ids": ids})

@@ -47,9 +47,9 @@ from pipelines.database import (
     IN_CHUNK,
     SITE_LENGTH,
     SqlStore,
-    _chunks,
-    _is_transient,
+    chunks,
     dialect_insert,
+    is_transient,
     metadata,
     one_line,
     utc_iso,
@@ -290,7 +290,7 @@ class DeadLetterStore(SqlStore):
             try:
                 with self._writer.begin() as conn:
                     removed = 0
-                    for chunk in _chunks(ids):
+                    for chunk in chunks(ids):
                         removed += conn.execute(dead_letters.delete().where(dead_letters.c.id.in_(chunk))).rowcount
                     if values:
                         conn.execute(self.upsert, values)
@@ -298,7 +298,7 @@ class DeadLetterStore(SqlStore):
                 result.removed = removed
                 break
             except exc.SQLAlchemyError as e:
-                if _is_transient(e) and attempt < self.retries:
+                if is_transient(e) and attempt < self.retries:
                     attempt += 1
                     result.retries += 1
                     self._sleep(self.retry_delay)
@@ -347,7 +347,7 @@ class DeadLetterStore(SqlStore):
         """Every dead letter matching ``filters``, by id, read ``chunk`` rows at a time (for export)."""
         filters = filters or DeadLetterFilter()
         if filters.ids is not None:
-            for ids in _chunks(list(filters.ids), min(chunk, IN_CHUNK)):
+            for ids in chunks(list(filters.ids), min(chunk, IN_CHUNK)):
                 yield from self.list(replace(filters, ids=tuple(ids)), limit=None)
             return
         last: int | None = None
@@ -382,7 +382,7 @@ class DeadLetterStore(SqlStore):
         found: dict[int, int] = {}
         c = dead_letters.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted({int(i) for i in ids})):
+            for chunk in chunks(sorted({int(i) for i in ids})):
                 found.update((int(i), int(t)) for i, t in conn.execute(select(c.id, c.times).where(c.id.in_(chunk))))
         return found
 

@@ -144,10 +144,21 @@ class FakeStats:
 
 
 class FakeAccounting:
+    """ProductAccounting's public API (count, outstanding, ended) over plain attributes."""
+
     def __init__(self) -> None:
-        self.outstanding: dict[int, str] = {}
+        self.pending: dict[int, str] = {}
         self.counts = dict.fromkeys(("discovered", "saved", "rejected", "dead_lettered", "duplicates",
                                      "filtered", "pending"), 0)  # fmt: skip
+
+    def count(self, term: str) -> int:
+        return self.counts[term]
+
+    def outstanding(self) -> int:
+        return len(self.pending)
+
+    def ended(self, terms: tuple[str, ...]) -> int:
+        return sum(self.counts[t] for t in terms)
 
 
 def reporter(accounting: FakeAccounting | None = None, **settings: Any) -> ProgressReporter:
@@ -220,7 +231,7 @@ def test_snapshot_uses_the_accounting_and_publishes_the_estimate():
         ext.request_scheduled(page, None)  # type: ignore[arg-type]
     respond(ext, pages[0], 0.05)
     accounting.counts.update(discovered=12, saved=2, rejected=1)
-    accounting.outstanding = {n: f"u{n}" for n in range(9)}
+    accounting.pending = {n: f"u{n}" for n in range(9)}
 
     snapshot = ext.snapshot(ext.clock())
     assert (snapshot.detail_done, snapshot.detail_pending) == (3, 9)
@@ -233,7 +244,7 @@ def test_snapshot_uses_the_accounting_and_publishes_the_estimate():
     assert stats["progress/basis"] == "total_count" and stats["progress/expected_total"] == 120
     ext.now[0] += 2.0  # type: ignore[attr-defined]
     accounting.counts.update(saved=22)  # 20 more done in 2 s: 10/s
-    accounting.outstanding = {n: f"u{n}" for n in range(9)}
+    accounting.pending = {n: f"u{n}" for n in range(9)}
     ext.update()
     # remaining: 9 pending + 108 undiscovered products + 9 list pages, at 10 requests/s
     assert stats["progress/eta_seconds"] == pytest.approx((9 + 108 + 9) / 10, abs=0.1)

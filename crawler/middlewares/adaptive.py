@@ -265,7 +265,7 @@ class AdaptiveConcurrencyMiddleware:
         from extensions.accounting import ProductAccounting
 
         accounting = self.crawler.get_extension(ProductAccounting)
-        return len(accounting.outstanding) if accounting is not None else 0
+        return accounting.outstanding() if accounting is not None else 0
 
     def _high_water(self) -> int:
         return self.high_water // 4 if self.system.verdict.memory_high else self.high_water
