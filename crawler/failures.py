@@ -138,6 +138,9 @@ class Classifier:
 
     transient_statuses: frozenset[int] = DEFAULT_TRANSIENT_STATUSES
     extra_exceptions: Mapping[str, Rule] = field(default_factory=dict, hash=False)
+    #: Scrapy's RETRY_EXCEPTIONS when set: exactly these exception classes are transient
+    #: (the reason still comes from the table); None: the table decides.
+    transient_exceptions: tuple[type[BaseException], ...] | None = field(default=None, hash=False)
     _table: Mapping[str, Rule] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -151,14 +154,21 @@ class Classifier:
         cls,
         retry_http_codes: Iterable[int] | None,
         extra_exceptions: Mapping[str, Rule] | None = None,
+        retry_exceptions: Iterable[type[BaseException]] | None = None,
     ) -> Classifier:
         """Build from plain setting values.
 
         ``retry_http_codes`` (Scrapy's RETRY_HTTP_CODES): when given, exactly those
         codes are transient; None keeps the default rule (5xx but 501, 408, 429).
+        ``retry_exceptions`` (Scrapy's RETRY_EXCEPTIONS): when given, exactly those
+        exception classes are transient.
         """
         statuses = DEFAULT_TRANSIENT_STATUSES if retry_http_codes is None else frozenset(retry_http_codes)
-        return cls(transient_statuses=statuses, extra_exceptions=dict(extra_exceptions or {}))
+        return cls(
+            transient_statuses=statuses,
+            extra_exceptions=dict(extra_exceptions or {}),
+            transient_exceptions=None if retry_exceptions is None else tuple(retry_exceptions),
+        )
 
     def classify_status(self, status: int) -> Failure | None:
         """None for a status below 400; else ``http_<code>``, transient or permanent."""
@@ -171,7 +181,15 @@ class Classifier:
         """Classify by the first class in ``type(exc).__mro__`` the table knows.
 
         Unknown exceptions are transient ``error_<ClassName>`` (a retry budget bounds them).
+        With ``transient_exceptions``, the kind is whether ``exc`` is one of them.
         """
+        failure = self._classify_exception(exc)
+        if self.transient_exceptions is not None:
+            kind = TRANSIENT if isinstance(exc, self.transient_exceptions) else PERMANENT
+            return Failure(kind, failure.reason)
+        return failure
+
+    def _classify_exception(self, exc: BaseException) -> Failure:
         for cls in type(exc).__mro__:
             rule = self._table.get(qualified_name(cls))
             if rule is None:

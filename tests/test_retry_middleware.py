@@ -158,3 +158,22 @@ def test_stage_policies():
     _, mw, _ = make({"RETRY_TIMES": 1, "RETRY_POLICIES": {"list": {"max_retries": 4}}})
     assert retries(mw, Request("http://shop.test/l", meta={"stage": "list"})) == 4
     assert retries(mw, Request("http://shop.test/d", meta={"stage": "detail"})) == 1
+
+
+def test_every_component_builds_the_same_classifier_from_retry_exceptions():
+    """Retry, circuit breaker and adaptive controller agree on what RETRY_EXCEPTIONS makes transient."""
+    from scrapy.settings import Settings
+
+    from crawler.middlewares.retry import build_classifier
+
+    settings = Settings()
+    settings.set("RETRY_EXCEPTIONS", ["twisted.internet.error.TimeoutError"], priority="cmdline")
+    classifier = build_classifier(settings)
+    assert classifier.classify_exception(TxTimeoutError()).transient
+    refused = classifier.classify_exception(TxConnectionRefused())
+    assert not refused.transient and refused.reason == "connection_refused"
+    assert build_classifier(Settings()).classify_exception(TxConnectionRefused()).transient
+    import crawler.middlewares.adaptive as adaptive
+    import crawler.middlewares.circuit_breaker as breaker
+
+    assert adaptive.build_classifier is build_classifier and breaker.build_classifier is build_classifier

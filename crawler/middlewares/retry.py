@@ -39,7 +39,7 @@ from scrapy.utils.misc import load_object
 from crawler import defaults
 from crawler.backoff import RetryPolicy, parse_retry_after, policy_from_mapping
 from crawler.errors import ConfigError
-from crawler.failures import PERMANENT, TRANSIENT, Classifier, Failure
+from crawler.failures import Classifier, Failure
 from crawler.middlewares import give_up
 from crawler.scheduler import NOT_BEFORE
 from crawler.signals import request_filtered
@@ -50,15 +50,22 @@ logger = logging.getLogger(__name__)
 def build_classifier(settings: Any) -> Classifier:
     """The failure classifier the settings describe.
 
-    ``RETRY_HTTP_CODES`` replaces the default transient statuses only when it
-    is set above Scrapy's default priority (a project, profile or ``-s``).
+    ``RETRY_HTTP_CODES`` replaces the default transient statuses, and
+    ``RETRY_EXCEPTIONS`` the default transient exceptions, only when set above
+    Scrapy's default priority (a project, profile or ``-s``).  The retry,
+    circuit-breaker and adaptive middlewares all build theirs here, so they
+    agree on what is transient.
     """
     codes = None
     if settings.getpriority("RETRY_HTTP_CODES") and settings.getpriority("RETRY_HTTP_CODES") > 0:
         codes = [int(c) for c in settings.getlist("RETRY_HTTP_CODES")]
     extra = {name: tuple(rule) for name, rule in (settings.getdict("FAILURE_EXCEPTIONS") or {}).items()}
+    # RETRY_EXCEPTIONS overridden: exactly those exceptions are transient, for every component
+    retry_exceptions = None
+    if (settings.getpriority("RETRY_EXCEPTIONS") or 0) > 0:
+        retry_exceptions = [load_object(x) if isinstance(x, str) else x for x in settings.getlist("RETRY_EXCEPTIONS")]
     try:
-        return Classifier.from_settings_values(codes, extra or None)
+        return Classifier.from_settings_values(codes, extra or None, retry_exceptions)
     except ValueError as exc:
         raise ConfigError(f"FAILURE_EXCEPTIONS: {exc}") from None
 
@@ -98,12 +105,6 @@ class RetryMiddleware:
             self.stage_policies = {}
         self.priority_adjust = settings.getint("RETRY_PRIORITY_ADJUST")
         self.give_up_log_level = settings.get("RETRY_GIVE_UP_LOG_LEVEL", "ERROR")
-        # RETRY_EXCEPTIONS overridden: exactly those exceptions are transient
-        self.retry_exceptions: tuple[type[BaseException], ...] | None = None
-        if (settings.getpriority("RETRY_EXCEPTIONS") or 0) > 0:
-            self.retry_exceptions = tuple(
-                load_object(x) if isinstance(x, str) else x for x in settings.getlist("RETRY_EXCEPTIONS")
-            )
         self.allowed_codes = {int(c) for c in settings.getlist("HTTPERROR_ALLOWED_CODES")}
         self.allow_all_codes = settings.getbool("HTTPERROR_ALLOW_ALL")
         self.rng = random.Random()
@@ -149,9 +150,6 @@ class RetryMiddleware:
             self.crawler.signals.send_catch_log(signal=request_filtered, request=request, reason=str(exception))
             return None
         failure = self.classifier.classify_exception(exception)
-        if self.retry_exceptions is not None:
-            kind = TRANSIENT if isinstance(exception, self.retry_exceptions) else PERMANENT
-            failure = Failure(kind, failure.reason)
         if failure.transient and not request.meta.get("dont_retry", False):
             retry = self._retry(request, failure, None)
             if retry is not None:
