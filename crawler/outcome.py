@@ -133,7 +133,7 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
         problems.append(f"{lost} product(s) lost")
     elif stats.get("products/identity_holds") is False:
         problems.append(f"products unaccounted for ({stats.get('products/identity')})")
-    failed_writes = _int(stats, "store/failed")
+    failed_writes = max(_int(stats, "store/failed"), _int(stats, "products/failed"))
     if failed_writes:
         problems.append(f"{failed_writes} product write(s) did not commit")
     failed_dead = _int(stats, "dlq/failed")

@@ -24,7 +24,20 @@
     failing: ``request`` and ``reason`` (the IgnoreRequest message).  Sent by
     the retry middleware and the offsite middleware (``crawler/middlewares/offsite.py``);
     the accounting extension counts products so ended.
+
+``item_store_opened``
+    The store pipeline (``pipelines/store.py``) is open: products count as
+    saved or rejected only once their rows commit (``items_stored``).
+
+``items_stored``
+    A batch of the store pipeline was written: ``saved``, ``rejected`` and
+    ``failed`` are lists of ``(site, url)`` of its rows, each as it ended:
+    committed as a product, committed as a reject (a database refusal of a
+    product row included), or not written at all.  Sent on the reactor
+    thread after the transaction; the accounting extension ends products so.
 """
 
 request_dead_lettered = object()
 request_filtered = object()
+item_store_opened = object()
+items_stored = object()

@@ -3,23 +3,36 @@
 A *product* is a detail-stage request (``meta["stage"] == "detail"``) the
 first time it is scheduled; it gets ``meta["product_ref"]``, which its
 retries and parked copies keep.  In a list-only catalogue (no detail pages)
-each item a list page yields is a product, discovered and ended at once.  Each product ends in exactly one bucket:
+each item a list page yields is a product, discovered when it is scraped.
+Each product ends in exactly one bucket:
 
-* ``saved``: its item passed the pipelines (``item_scraped``);
-* ``rejected``: its page was stored in ``rejected_items`` (``item_dropped``
-  with a reject reason);
+* ``saved``: its row *committed* in the products table;
+* ``rejected``: its row committed in ``rejected_items`` (invalid page, or a
+  product row the database refused);
+* ``failed``: its row could not be written (the store's ``items_stored``
+  report after the batch);
 * ``dead_lettered``: it was given up and recorded in the dead-letter queue;
 * ``duplicates``: the dupefilter dropped it (another link to the same page);
 * ``filtered``: a policy ignored it (robots.txt, offsite);
-* ``pending``: still queued or in flight when the crawl stopped early.
+* ``pending``: still queued, in flight or not yet committed when the crawl
+  stopped early.
+
+With the store pipeline open (``item_store_opened``) an item that passed the
+pipelines is only *on its way* to the database: it ends when the store
+reports its batch (``items_stored``, after the transaction), so
+``products/saved`` counts committed rows.  Without a store, ``item_scraped``
+ends it as saved.
 
 At close the extension checks
-``discovered == saved + rejected + dead_lettered + duplicates + filtered + pending``.
+``discovered == saved + rejected + dead_lettered + duplicates + filtered + failed + pending``.
 On a crawl that finished, nothing may be pending: a product with no outcome
 is *lost* (counted in ``products/lost``, its URLs logged) and the identity
 fails.  The terms and the verdict are stats (``products/*``), so they are in
 the JSON stats dump.  A detail callback that raises is dead-lettered with
 reason ``callback_error``, so it can be replayed.
+
+Public API for other components: :meth:`ProductAccounting.count`,
+:meth:`~ProductAccounting.outstanding`, :meth:`~ProductAccounting.ended`.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from crawler.middlewares import give_up
 logger = logging.getLogger(__name__)
 
 REF = "product_ref"
-TERMS = ("saved", "rejected", "dead_lettered", "duplicates", "filtered", "pending")
+TERMS = ("saved", "rejected", "dead_lettered", "duplicates", "filtered", "failed", "pending")
 
 
 class ProductAccounting:
@@ -53,6 +66,10 @@ class ProductAccounting:
         self._ids = itertools.count(1)
         self._outstanding: dict[int, str] = {}  # product_ref -> url
         self._counts = dict.fromkeys(("discovered", *TERMS), 0)
+        #: a store is open: items end when their rows commit (``items_stored``), not when scraped
+        self._await_commit = False
+        self._awaiting: dict[tuple[str, str], list[int]] = {}  # (site, url) -> refs scraped, not yet committed
+        self._reported: dict[tuple[str, str], list[str]] = {}  # (site, url) -> outcomes reported before the item
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -65,6 +82,8 @@ class ProductAccounting:
         connect(ext.spider_error, signal=signals.spider_error)
         connect(ext.dead_lettered, signal=crawler_signals.request_dead_lettered)
         connect(ext.filtered, signal=crawler_signals.request_filtered)
+        connect(ext.item_store_opened, signal=crawler_signals.item_store_opened)
+        connect(ext.items_stored, signal=crawler_signals.items_stored)
         connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
@@ -94,19 +113,14 @@ class ProductAccounting:
         self._end(request, "duplicates")
 
     def item_scraped(self, item: Any, response: Response, spider: Spider) -> None:
-        if _from_list_page(response):
-            self._count("discovered")
-            self._count("saved")
-            return
-        self._end(response.request, "saved")
+        self._item_ended(item, response, "saved")
 
     def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Spider) -> None:
         rejected = bool(ItemAdapter(item).get("reject_reason")) if ItemAdapter.is_item(item) else False
-        if _from_list_page(response):  # a list-only catalogue's card: found and ended at once
-            self._count("discovered")
-            self._count("rejected")
+        if rejected or _from_list_page(response):
+            self._item_ended(item, response, "rejected")
             return
-        if not self._end(response.request, "rejected" if rejected else "dead_lettered"):
+        if not self._end(response.request, "dead_lettered"):
             return
         if not rejected:  # dropped by some other pipeline: keep it replayable
             give_up(self.crawler, response.request, Failure(PERMANENT, "item_dropped"), attempts=1, exception=exception)
@@ -116,6 +130,23 @@ class ProductAccounting:
         if request is None or request.meta.get(REF) not in self._outstanding:
             return
         give_up(self.crawler, request, Failure(PERMANENT, "callback_error"), attempts=1, exception=failure.value)
+
+    def item_store_opened(self) -> None:
+        self._await_commit = True
+
+    def items_stored(
+        self, saved: list[tuple[str, str]], rejected: list[tuple[str, str]], failed: list[tuple[str, str]], **_: Any
+    ) -> None:
+        """A batch committed (or failed): end the products whose rows it held."""
+        for places, term in ((saved, "saved"), (rejected, "rejected"), (failed, "failed")):
+            for place in places:
+                refs = self._awaiting.get(place)
+                if refs:
+                    self._end_ref(refs.pop(0), term)
+                    if not refs:
+                        del self._awaiting[place]
+                else:  # the report came before the item's own signal
+                    self._reported.setdefault(place, []).append(term)
 
     def dead_lettered(self, request: Request, **kwargs: Any) -> None:
         self._end(request, "dead_lettered")
@@ -146,6 +177,34 @@ class ProductAccounting:
             logger.error("Products unaccounted for (%d lost): %s; e.g. %s", lost, equation, sample)
 
     # -- internals --------------------------------------------------------------
+    def _item_ended(self, item: Any, response: Response, term: str) -> None:
+        """An item passed the pipelines (``saved``) or was stored as a reject: end it now, or at its commit."""
+        if _from_list_page(response):  # a list-only catalogue's card: discovered here
+            ref = next(self._ids)
+            self._outstanding[ref] = getattr(response, "url", "")
+            self._count("discovered")
+        else:
+            request = response.request if response is not None else None
+            ref = request.meta.get(REF) if request is not None else None
+            if ref is None or ref not in self._outstanding:
+                return
+        if not self._await_commit:
+            self._end_ref(ref, term)
+            return
+        adapter = ItemAdapter(item) if ItemAdapter.is_item(item) else None
+        place = (str(adapter.get("site") or ""), str(adapter.get("url") or "")) if adapter else ("", "")
+        reported = self._reported.get(place)
+        if reported:
+            self._end_ref(ref, reported.pop(0))
+            if not reported:
+                del self._reported[place]
+        else:
+            self._awaiting.setdefault(place, []).append(ref)
+
+    def _end_ref(self, ref: int, term: str) -> None:
+        if self._outstanding.pop(ref, None) is not None:
+            self._count(term)
+
     def _count(self, term: str) -> None:
         self._counts[term] += 1
         self.stats.inc_value(f"products/{term}")

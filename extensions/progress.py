@@ -77,7 +77,7 @@ RESERVOIR_SIZE = 10_000
 STARTED = "_progress_started"
 FINISHED = "_progress_finished"
 #: Accounting outcomes that end a product (``extensions/accounting.py``).
-DONE_TERMS = ("saved", "rejected", "dead_lettered", "duplicates", "filtered")
+DONE_TERMS = ("saved", "rejected", "dead_lettered", "duplicates", "filtered", "failed")
 #: Breaker state that is not worth reporting (``crawler.circuit_breaker``).
 CLOSED = "closed"
 

@@ -189,6 +189,10 @@ class BatchResult:
     failed: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: (site, key) of the products now in the database (committed).
+    saved_keys: set[tuple[str, str]] = field(default_factory=set)
+    #: (site, url) of the rejects now in the database, isolated products included.
+    rejected_urls: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def stored(self) -> int:
@@ -204,6 +208,8 @@ class BatchResult:
         self.retries += other.retries
         self.isolated += other.isolated
         self.failed += other.failed
+        self.saved_keys |= other.saved_keys
+        self.rejected_urls |= other.rejected_urls
         self._note(other.errors)
 
     def _note(self, errors: list[str]) -> None:
@@ -608,6 +614,7 @@ class ProductStore(SqlStore):
             seen = utc_iso(rrow.seen_at)
             if saved_at.get(place, "") > seen:
                 result.rejected += 1  # superseded: the page is saved as a product later in this batch
+                result.rejected_urls.add(place)
                 continue
             ops.append((_reject_values(rrow, seen, times), None, False))
         return ops
@@ -696,6 +703,9 @@ class ProductStore(SqlStore):
                 isolated = sum(1 for op in reject_ops if op[2])
                 result.isolated = isolated
                 result.rejected = len(reject_ops) - isolated
+        # the transaction committed: these rows are in the database
+        result.saved_keys = {(v[_SITE], v[_KEY]) for v in product_values}
+        result.rejected_urls = {(op[0][0], op[0][1]) for op in reject_ops}
         return result
 
     def _existing_hashes(self, conn: Connection, rows: list[tuple[Any, ...]]) -> dict[str, dict[str, str]]:

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from crawler import defaults
 from crawler.items import canonical_json, hash_text
+from crawler.signals import item_store_opened, items_stored
 from pipelines.database import (
     BatchResult,
     DatabaseError,
@@ -153,6 +154,7 @@ class StorePipeline:
             self.stats.set_value(f"store/{name}", 0)
         self.stats.set_value("store/write_seconds", 0.0)
         self._writer.start()
+        self.crawler.signals.send_catch_log(signal=item_store_opened)
 
     async def process_item(self, item: Any) -> Any:
         """Buffer the item's row; drop rejected items (after buffering them); wait when the writer lags."""
@@ -260,14 +262,16 @@ class StorePipeline:
         if self._closed:  # an item after close_spider(): write it here rather than lose it
             logger.warning("Store: %d rows arrived after the spider closed", len(products) + len(rejects))
             try:
-                self._written(self.store.write_batch(products, rejects))
+                self._written(self.store.write_batch(products, rejects), products, rejects)
             except Exception:
-                self._write_failed(Failure(), len(products) + len(rejects))
+                self._write_failed(Failure(), len(products) + len(rejects), products, rejects)
             return
         self._pending += 1
         rows = len(products) + len(rejects)
         d: Deferred[Any] = self._writer.run(self.store.write_batch, products, rejects)
-        d.addCallbacks(self._written, self._write_failed, errbackArgs=(rows,))
+        d.addCallbacks(
+            self._written, self._write_failed, callbackArgs=(products, rejects), errbackArgs=(rows, products, rejects)
+        )
         d.addBoth(self._batch_done)
         self._inflight.add(d)
 
@@ -308,8 +312,29 @@ class StorePipeline:
         self._write_seconds += result.seconds
         self.stats.inc_value("store/write_seconds", result.seconds, start=0.0)
 
-    def _written(self, result: BatchResult) -> None:
+    def _report(self, result: BatchResult | None, products: list[ProductRow], rejects: list[RejectRow]) -> None:
+        """Send ``items_stored``: each row of the batch saved, rejected or failed, as committed."""
+        saved_keys = result.saved_keys if result is not None else set()
+        rejected_urls = result.rejected_urls if result is not None else set()
+        saved: list[tuple[str, str]] = []
+        rejected: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = []
+        for row in products:
+            place = (row.site, row.url)
+            if (row.site, row.key) in saved_keys:
+                saved.append(place)
+            elif place in rejected_urls:
+                rejected.append(place)  # refused by the database, stored as a reject
+            else:
+                failed.append(place)
+        for rrow in rejects:
+            place = (rrow.site, rrow.url)
+            (rejected if place in rejected_urls else failed).append(place)
+        self.crawler.signals.send_catch_log(signal=items_stored, saved=saved, rejected=rejected, failed=failed)
+
+    def _written(self, result: BatchResult, products: list[ProductRow], rejects: list[RejectRow]) -> None:
         self._count(result)
+        self._report(result, products, rejects)
         logger.debug(
             "Stored a batch in %.3f s: %d inserted, %d updated, %d unchanged, %d rejected,"
             " %d isolated, %d failed, %d retries",
@@ -325,8 +350,11 @@ class StorePipeline:
         for message in result.errors:
             logger.warning("Store: %s", message)
 
-    def _write_failed(self, failure: Failure, rows: int) -> None:
+    def _write_failed(
+        self, failure: Failure, rows: int, products: list[ProductRow], rejects: list[RejectRow]
+    ) -> None:
         error = failure.value
+        self._report(error.result if isinstance(error, StoreWriteError) else None, products, rejects)
         if isinstance(error, StoreWriteError):
             self._count(error.result)
             lost = error.unwritten

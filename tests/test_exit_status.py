@@ -87,7 +87,12 @@ def test_a_write_that_does_not_commit_exits_4(tmp_path):
         )
     with ShopProcess(products=24, seed=21) as shop:
         result = run_crawl(shop.list_url, db, tmp_path / "stats", "-s", "STORE_RETRY_DELAY=0")
-    assert result.stats["store/failed"] == 1, result.stderr[-2000:]
+    stats = result.stats
+    assert stats["store/failed"] == 1, result.stderr[-2000:]
+    # the ledger counts after commit: the refused product is failed, never saved
+    assert stats["products/failed"] == 1
+    assert stats["products/saved"] == stats["store/inserted"]
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
     assert result.returncode == outcome.INCOMPLETE
     assert "1 product write(s) did not commit" in error_lines(result.stderr)[0]
 

@@ -149,7 +149,7 @@ class FakeAccounting:
     def __init__(self) -> None:
         self.pending: dict[int, str] = {}
         self.counts = dict.fromkeys(("discovered", "saved", "rejected", "dead_lettered", "duplicates",
-                                     "filtered", "pending"), 0)  # fmt: skip
+                                     "filtered", "failed", "pending"), 0)  # fmt: skip
 
     def count(self, term: str) -> int:
         return self.counts[term]
