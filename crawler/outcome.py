@@ -109,6 +109,15 @@ def _int(stats: Mapping[str, Any], key: str) -> int:
         return 0
 
 
+def _pages(stats: Mapping[str, Any], separator: str = "; ") -> str:
+    """``"; pages 4, 9"``: the list pages that were dead-lettered, by number (at most 10), or ""."""
+    pages = stats.get("dlq/list_pages") or []
+    if not isinstance(pages, list) or not pages:
+        return ""
+    shown = ", ".join(str(p) for p in pages[:10]) + (", ..." if len(pages) > 10 else "")
+    return f"{separator}page{'s' if len(pages) > 1 else ''} {shown}"
+
+
 def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Outcome:
     """The outcome of a crawl from its final stats (see the module docstring)."""
     limit = limit or DeadLetterLimit()
@@ -123,7 +132,9 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
         list_pages = _int(stats, "catalog/list_pages")
         failed_lists = _int(stats, "dlq/added/stage/list")
         if list_pages == 0:
-            detail = f"{failed_lists} list page(s) dead-lettered" if failed_lists else "no list page was received"
+            detail = f"{failed_lists} list page(s) dead-lettered{_pages(stats, ', ')}" if failed_lists else (
+                "no list page was received"
+            )
             return Outcome(NOTHING_FOUND, f"site unreachable: {detail}; no product discovered")
         return Outcome(NOTHING_FOUND, f"nothing found: {list_pages} list page(s) crawled, no product link on them")
 
@@ -141,7 +152,8 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
         problems.append(f"{failed_dead} dead letter(s) could not be stored")
     failed_lists = _int(stats, "dlq/added/stage/list")
     if failed_lists:
-        problems.append(f"{failed_lists} list page(s) never crawled (dead-lettered): their products are unknown")
+        problems.append(f"{failed_lists} list page(s) never crawled (dead-lettered{_pages(stats)}):"
+                        " their products are unknown")
     expected = _int(stats, "catalog/expected_products")
     if expected and discovered < expected and reason in FINISHED_REASONS and not failed_lists:
         problems.append(f"discovered {discovered} of the {expected} products the site's list states")

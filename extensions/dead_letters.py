@@ -393,6 +393,11 @@ class DeadLetterQueue:
         self.stats.inc_value(f"dlq/added/{row.reason}")
         if row.stage:
             self.stats.inc_value(f"dlq/added/stage/{row.stage}")
+        page = request.meta.get("list_page")
+        if row.stage == "list" and isinstance(page, int):
+            # the list pages never crawled, by number: the outcome names them
+            pages = list(self.stats.get_value("dlq/list_pages") or [])
+            self.stats.set_value("dlq/list_pages", sorted({*pages, page}))
         logger.warning(
             "Dead letter: %(method)s %(url)s: %(class)s %(reason)s after %(attempts)d attempt(s)%(status)s",
             {

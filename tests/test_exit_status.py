@@ -187,3 +187,19 @@ def test_offsite_product_links_are_filtered_not_lost(tmp_path):
     assert stats["offsite/filtered"] == offsite
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unaccounted" not in result.stderr
+
+
+def test_list_pages_never_crawled_exit_4_naming_them(tmp_path):
+    """A list page that fails for good hides its products: the run is incomplete and says which pages."""
+    profile = (ROOT / "crawler" / "sites" / "csa_iot.toml").read_text()
+    # the profile believes in 4 list pages; the shop has 2, so pages 3 and 4 answer 404
+    profile = profile.replace(
+        """last_page = { css = "a.page-numbers::attr(href)", regex = '/page/(\\d+)/' }""", """last_page = { xpath = "'4'" }"""
+    )
+    path = tmp_path / "four_pages.toml"
+    path.write_text(profile)
+    with ShopProcess(products=24, seed=27) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "pages.db", tmp_path / "stats", site=str(path))
+    assert result.returncode == outcome.INCOMPLETE, result.stderr[-2000:]
+    line = error_lines(result.stderr)[0]
+    assert "2 list page(s) never crawled (dead-lettered; pages 3, 4)" in line, line

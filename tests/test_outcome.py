@@ -54,6 +54,7 @@ def test_site_unreachable_and_nothing_found():
         ({"store/failed": 5}, "5 product write(s) did not commit"),
         ({"dlq/failed": 2}, "2 dead letter(s) could not be stored"),
         ({"dlq/added/stage/list": 3}, "3 list page(s) never crawled"),
+        ({"dlq/added/stage/list": 2, "dlq/list_pages": [4, 9]}, "never crawled (dead-lettered; pages 4, 9)"),
         ({"products/identity_holds": False, "products/identity": "discovered 3 != ..."}, "unaccounted"),
         ({"catalog/expected_products": 312}, "discovered 300 of the 312 products the site's list states"),
     ],
