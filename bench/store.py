@@ -43,7 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crawler import defaults  # noqa: E402
 from crawler.items import canonical_json, content_hash  # noqa: E402
-from pipelines.database import ProductRow, ProductStore, products, utc_iso  # noqa: E402
+from storage.engine import utc_iso  # noqa: E402
+from storage.products import ProductRow, ProductStore  # noqa: E402
+from storage.schema import products  # noqa: E402
 
 SITE = "bench-shop"
 WORDS = (

@@ -51,7 +51,7 @@ from crawler import defaults
 from crawler.errors import ConfigError
 from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
 from crawler.signals import request_dead_lettered
-from pipelines.dead_letter_store import (
+from storage.dead_letters import (
     DeadLetterFilter,
     DeadLetterRow,
     DeadLetterStore,
@@ -59,7 +59,7 @@ from pipelines.dead_letter_store import (
     WriteResult,
     canonical_args,
 )
-from pipelines.writer_thread import FlushTimer, WriterThread
+from storage.writer import FlushTimer, WriterThread
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -337,7 +337,7 @@ class DeadLetterQueue:
     def from_crawler(cls, crawler: Crawler) -> Self:
         """Open the database and create the table now: a bad DATABASE_URL fails before any request.
 
-        Raises :class:`~pipelines.database.DatabaseError` (a ConfigError, one line).
+        Raises :class:`~storage.engine.DatabaseError` (a ConfigError, one line).
         """
         if not crawler.settings.getbool("DLQ_ENABLED", defaults.DLQ_ENABLED):
             raise NotConfigured

@@ -1,8 +1,8 @@
 """Item pipeline saving products (and rejected pages) to the database.
 
 ``StorePipeline`` (order 800, after the ValidationPipeline) turns each item
-into a :class:`~pipelines.database.ProductRow` (valid product) or a
-:class:`~pipelines.database.RejectRow` (``reject_reason`` set, or not
+into a :class:`~storage.products.ProductRow` (valid product) or a
+:class:`~storage.products.RejectRow` (``reject_reason`` set, or not
 validated at all: the item is then dropped), buffers them and hands batches
 of ``STORE_BATCH_SIZE`` rows to ONE writer thread, so the reactor never waits
 on the database.  A partial batch is written after ``STORE_FLUSH_INTERVAL``
@@ -34,15 +34,9 @@ from twisted.python.failure import Failure
 from crawler import defaults
 from crawler.items import canonical_json, hash_text
 from crawler.signals import item_store_opened, items_stored
-from pipelines.database import (
-    BatchResult,
-    DatabaseError,
-    ProductRow,
-    ProductStore,
-    RejectRow,
-    StoreWriteError,
-)
-from pipelines.writer_thread import FlushTimer, WriterThread
+from storage.engine import DatabaseError
+from storage.products import BatchResult, ProductRow, ProductStore, RejectRow, StoreWriteError
+from storage.writer import FlushTimer, WriterThread
 
 if TYPE_CHECKING:
     from typing import Self
@@ -125,7 +119,7 @@ class StorePipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         """Open the database and create the schema now: a bad DATABASE_URL fails before any request.
 
-        Raises :class:`~pipelines.database.DatabaseError` (one line) when the
+        Raises :class:`~storage.engine.DatabaseError` (one line) when the
         database cannot be used or a STORE_* setting is invalid.
         """
         url = str(defaults.get(crawler.settings, "DATABASE_URL"))

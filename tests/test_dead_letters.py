@@ -41,16 +41,16 @@ from extensions.dead_letters import (
     request_to_record,
     spider_args_of,
 )
-from pipelines.database import DatabaseError
-from pipelines.dead_letter_store import (
+from storage.dead_letters import (
     COLUMNS,
     DeadLetterFilter,
     DeadLetterRow,
     DeadLetterStore,
     canonical_args,
-    dead_letters,
     upsert_statement,
 )
+from storage.engine import DatabaseError
+from storage.schema import dead_letters
 from tests.conftest import ROOT, scrapy_command
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import time
 
 from crawler import outcome
 from demoshop.process import ShopProcess
-from pipelines.database import ProductStore
+from storage.products import ProductStore
 from tests.conftest import ROOT, catalog_command, run_crawl, scrapy_command
 
 FAST_FAILURES = ("-s", "RETRY_TIMES=1", "-s", "RETRY_BACKOFF_BASE=0.05", "-s", "CIRCUIT_BREAKER_ENABLED=0")
@@ -194,7 +194,8 @@ def test_list_pages_never_crawled_exit_4_naming_them(tmp_path):
     profile = (ROOT / "crawler" / "sites" / "csa_iot.toml").read_text()
     # the profile believes in 4 list pages; the shop has 2, so pages 3 and 4 answer 404
     profile = profile.replace(
-        """last_page = { css = "a.page-numbers::attr(href)", regex = '/page/(\\d+)/' }""", """last_page = { xpath = "'4'" }"""
+        """last_page = { css = "a.page-numbers::attr(href)", regex = '/page/(\\d+)/' }""",
+        """last_page = { xpath = "'4'" }""",
     )
     path = tmp_path / "four_pages.toml"
     path.write_text(profile)

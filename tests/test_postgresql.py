@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from demoshop.catalogue import Catalogue
-from pipelines.database import ProductStore, metadata
+from storage.products import ProductStore
+from storage.schema import metadata
 from tests.conftest import SHOP_PRODUCTS, SHOP_SEED, expected_fields, run_crawl
 from tests.test_store import product, reject
 
@@ -90,7 +91,7 @@ def test_two_processes_creating_the_schema_at_once(tmp_path) -> None:
     metadata.drop_all(fresh.engine)
     fresh.close()
     code = (
-        "import sys; from pipelines.database import ProductStore; "
+        "import sys; from storage.products import ProductStore; "
         "s = ProductStore(sys.argv[1]); s.create_schema(); s.close()"
     )
     from tests.conftest import ROOT

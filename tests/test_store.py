@@ -1,4 +1,4 @@
-"""The product store (pipelines/database.py) on real SQLite files, and the store pipeline in a real crawl."""
+"""The product store (storage/products.py) on real SQLite files, and the store pipeline in a real crawl."""
 
 from __future__ import annotations
 
@@ -19,16 +19,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
 from crawler.items import canonical_json, content_hash
-from pipelines.database import (
-    DatabaseError,
-    ProductRow,
-    ProductStore,
-    RejectRow,
-    StoreWriteError,
-    products,
-    rejected_items,
-    utc_iso,
-)
+from storage.engine import DatabaseError, utc_iso
+from storage.products import ProductRow, ProductStore, RejectRow, StoreWriteError
+from storage.schema import products, rejected_items
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -339,20 +332,20 @@ CRAWL_SCRIPT = textwrap.dedent(
     from scrapy import Request, Spider
     from scrapy.crawler import CrawlerProcess
     from crawler.items import ProductItem, content_hash
-    import pipelines.database
+    import storage.products
 
     url, n, mode, batch_size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    original = pipelines.database.ProductStore.write_batch
+    original = storage.products.ProductStore.write_batch
 
     def write_batch(self, products, rejects):
         if mode == "slow":
             time.sleep(0.05)
         if mode == "fail":
-            result = pipelines.database.BatchResult(retries=2)
-            raise pipelines.database.StoreWriteError("cannot write to db: disk I/O error", result, 5)
+            result = storage.products.BatchResult(retries=2)
+            raise storage.products.StoreWriteError("cannot write to db: disk I/O error", result, 5)
         return original(self, products, rejects)
 
-    pipelines.database.ProductStore.write_batch = write_batch
+    storage.products.ProductStore.write_batch = write_batch
 
     class Items(Spider):
         name = "items"

@@ -131,7 +131,7 @@ class Command(ScrapyCommand):
         )
 
     def _store(self) -> Any:
-        from pipelines.dead_letter_store import DeadLetterStore
+        from storage.dead_letters import DeadLetterStore
 
         store = DeadLetterStore(self._database_url())
         try:
@@ -143,7 +143,7 @@ class Command(ScrapyCommand):
 
     @staticmethod
     def _filters(opts: argparse.Namespace) -> Any:
-        from pipelines.dead_letter_store import DeadLetterFilter
+        from storage.dead_letters import DeadLetterFilter
 
         return DeadLetterFilter(
             spider=opts.spider, site=opts.site, reason=opts.reason, failure_class=opts.failure_class, stage=opts.stage
@@ -205,7 +205,7 @@ class Command(ScrapyCommand):
         print(_table(["class", "reason", "count"], table, right={2}))
 
     def _export(self, _args: list[str], opts: argparse.Namespace) -> None:
-        from pipelines.dead_letter_store import COLUMNS
+        from storage.dead_letters import COLUMNS
 
         if not opts.output:
             raise CommandError("dlq export needs -o FILE")

@@ -1,10 +1,10 @@
 """Dead-letter queue storage: requests given up on, with what is needed to replay them.
 
 Pure storage, no Scrapy or Twisted (the glue is ``extensions/dead_letters.py``).
-The table ``dead_letters`` lives on :data:`pipelines.database.metadata`, in
+The table ``dead_letters`` lives on :data:`storage.schema.metadata`, in
 the same database as the products (``DATABASE_URL``), and the engine is
-made by :func:`pipelines.database.open_engine`, so the URL rules, the SQLite
-set-up and the one-line :class:`~pipelines.database.DatabaseError` are the
+made by :func:`storage.engine.open_engine`, so the URL rules, the SQLite
+set-up and the one-line :class:`~storage.engine.DatabaseError` are the
 product store's.
 
 One row per (spider, request fingerprint): dead-lettering the same request
@@ -13,7 +13,7 @@ again updates its failure columns and ``last_failed`` and increments
 JSON object of the ``-a`` arguments that recreate the spider and
 ``request`` the JSON object the request is rebuilt from (see
 ``extensions/dead_letters.py``).  Timestamps are ISO-8601 UTC text, like the
-other tables (:func:`~pipelines.database.utc_iso`).
+other tables (:func:`~storage.engine.utc_iso`).
 
 Writes (:meth:`DeadLetterStore.write`, :meth:`~DeadLetterStore.add`,
 :meth:`~DeadLetterStore.remove`) are meant for ONE thread at a time (the
@@ -29,30 +29,18 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    exc,
-    func,
-    select,
-)
+from sqlalchemy import exc, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from pipelines.database import (
-    ID_TYPE,
-    IN_CHUNK,
-    SITE_LENGTH,
-    SqlStore,
-    chunks,
-    dialect_insert,
-    is_transient,
-    metadata,
-    one_line,
-    utc_iso,
+from storage.base import SqlStore
+from storage.engine import IN_CHUNK, chunks, dialect_insert, is_transient, one_line, utc_iso
+from storage.schema import (
+    CLASS_LENGTH,
+    FINGERPRINT_LENGTH,
+    METHOD_LENGTH,
+    REASON_LENGTH,
+    STAGE_LENGTH,
+    dead_letters,
 )
 
 __all__ = [
@@ -63,39 +51,8 @@ __all__ = [
     "DeadLetterWriteError",
     "WriteResult",
     "canonical_args",
-    "dead_letters",
     "upsert_statement",
 ]
-
-#: Longest values of the short text columns (longer values are cut).
-REASON_LENGTH = 200
-CLASS_LENGTH = 16
-METHOD_LENGTH = 16
-STAGE_LENGTH = 32
-FINGERPRINT_LENGTH = 64
-
-dead_letters = Table(
-    "dead_letters",
-    metadata,
-    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
-    Column("spider", String(SITE_LENGTH), nullable=False),
-    Column("site", String(SITE_LENGTH), nullable=True),
-    Column("spider_args", Text, nullable=False),
-    Column("fingerprint", String(FINGERPRINT_LENGTH), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("method", String(METHOD_LENGTH), nullable=False),
-    Column("stage", String(STAGE_LENGTH), nullable=True),
-    Column("request", Text, nullable=False),
-    Column("failure_class", String(CLASS_LENGTH), nullable=False),
-    Column("reason", String(REASON_LENGTH), nullable=False),
-    Column("last_status", Integer, nullable=True),
-    Column("last_exception", Text, nullable=True),
-    Column("attempts", Integer, nullable=False),
-    Column("first_failed", String(32), nullable=False),
-    Column("last_failed", String(32), nullable=False),
-    Column("times", Integer, nullable=False, default=1),
-    UniqueConstraint("spider", "fingerprint", name="uq_dead_letters_spider_fingerprint"),
-)
 
 #: Every column, in table order (the keys of the row dicts the read methods return).
 COLUMNS: tuple[str, ...] = tuple(c.name for c in dead_letters.columns)
@@ -257,7 +214,7 @@ class DeadLetterStore(SqlStore):
     """The ``dead_letters`` table of the database at ``url`` (an SQLAlchemy URL).
 
     The constructor connects once and raises
-    :class:`~pipelines.database.DatabaseError` (one line, password masked)
+    :class:`~storage.engine.DatabaseError` (one line, password masked)
     when it cannot; :meth:`create_schema` creates the table.  ``retries`` /
     ``retry_delay``: attempts of a write that failed with a transient error
     (e.g. "database is locked") before :class:`DeadLetterWriteError`.

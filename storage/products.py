@@ -1,85 +1,43 @@
 """Product storage: SQLAlchemy Core, SQLite (embedded default) or PostgreSQL.
 
 Pure storage, no Scrapy or Twisted: :class:`ProductStore` writes batches of
-:class:`ProductRow` / :class:`RejectRow` in one transaction each, and is meant
+:class:`ProductRow` / :class:`RejectRow` in one transaction each (tables
+``products`` and ``rejected_items`` of :mod:`storage.schema`), and is meant
 to be used by ONE thread at a time (the store pipeline's writer thread).
-:func:`open_engine` makes the engine (URL checks, SQLite set-up, one-line
-:class:`DatabaseError`) of every store of the database: products here, dead
-letters in ``pipelines/dead_letter_store.py``.
-
-Timestamps are stored as ISO-8601 UTC strings with millisecond precision
-(``2024-05-01T12:00:00.000Z``, see :func:`utc_iso`), the same on every
-database, so they sort as text.
+The engine is made by :func:`storage.engine.open_engine` (URL checks, SQLite
+set-up, one-line :class:`~storage.engine.DatabaseError`), like that of every
+store of the database.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    bindparam,
-    case,
-    create_engine,
-    event,
-    exc,
-    func,
-    select,
-    text,
-)
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Table, bindparam, case, exc, func, select
+from sqlalchemy.engine import Connection
 
-from crawler.errors import ConfigError
 from crawler.items import canonical_json
+from storage.base import SqlStore
+from storage.engine import chunks, dialect_insert, is_transient, one_line, utc_iso
+from storage.schema import KEY_LENGTH, products, rejected_items
 
 __all__ = [
+    "PRODUCT_COLUMNS",
+    "REJECT_COLUMNS",
     "BatchResult",
-    "DatabaseError",
     "ProductRow",
     "ProductStore",
     "RejectRow",
     "StoreWriteError",
-    "dialect_insert",
-    "metadata",
-    "open_engine",
-    "products",
-    "rejected_items",
-    "utc_iso",
 ]
 
-SUPPORTED_DIALECTS = ("sqlite", "postgresql")
-#: Largest number of values in one ``IN (...)`` list.
-IN_CHUNK = 500
-#: Longest key / site the columns hold.
-KEY_LENGTH = 500
-SITE_LENGTH = 200
 #: Error one-liners kept in a :class:`BatchResult` (the counts are complete).
 MAX_ERRORS_KEPT = 20
-
-
-class DatabaseError(ConfigError):
-    """The database is misconfigured or cannot be reached (one-line message).
-
-    A :class:`crawler.errors.ConfigError`: ``scrapy crawl`` prints it as
-    ``error: <message>`` and exits with status 2.
-    """
 
 
 class StoreWriteError(Exception):
@@ -93,47 +51,6 @@ class StoreWriteError(Exception):
         super().__init__(message)
         self.result = result
         self.unwritten = unwritten
-
-
-# --- schema -------------------------------------------------------------------
-
-metadata = MetaData()
-
-#: Type of the tables' id columns: INTEGER PRIMARY KEY (the rowid) on SQLite, BIGINT elsewhere.
-ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
-
-products = Table(
-    "products",
-    metadata,
-    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
-    Column("site", String(SITE_LENGTH), nullable=False),
-    Column("key", String(KEY_LENGTH), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("data", Text, nullable=False),
-    Column("content_hash", String(64), nullable=False),
-    Column("list_page", Integer, nullable=True),
-    Column("list_position", Integer, nullable=True),
-    Column("first_seen", String(32), nullable=False),
-    Column("last_seen", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
-    UniqueConstraint("site", "key", name="uq_products_site_key"),
-    CheckConstraint("length(key) > 0", name="ck_products_key_not_empty"),
-)
-
-rejected_items = Table(
-    "rejected_items",
-    metadata,
-    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
-    Column("site", String(SITE_LENGTH), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("key", String(KEY_LENGTH), nullable=True),
-    Column("reason", Text, nullable=False),
-    Column("data", Text, nullable=False),
-    Column("first_seen", String(32), nullable=False),
-    Column("last_seen", String(32), nullable=False),
-    Column("times", Integer, nullable=False, default=1),
-    UniqueConstraint("site", "url", name="uq_rejected_items_site_url"),
-)
 
 
 # --- rows and results -----------------------------------------------------------
@@ -221,41 +138,6 @@ class BatchResult:
 # --- helpers ---------------------------------------------------------------------
 
 
-def utc_iso(moment: datetime) -> str:
-    """``moment`` as stored: ISO-8601 UTC, milliseconds, ``Z`` (naive = UTC)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
-
-
-def one_line(error: BaseException, with_type: bool = False) -> str:
-    """A one-line description of ``error`` (the DBAPI message for SQLAlchemy errors)."""
-    inner: BaseException = error
-    if isinstance(error, exc.DBAPIError) and error.orig is not None:
-        inner = error.orig
-    text = str(inner).strip()
-    if not text or isinstance(inner, exc.SQLAlchemyError):
-        # SQLAlchemy's own messages end with "(Background on this error ...)"
-        text = text.split("\n(Background on this error", 1)[0]
-    text = " ".join(text.split()) or type(inner).__name__
-    return f"{type(inner).__name__}: {text}" if with_type else text
-
-
-_PASSWORD_IN_TEXT = re.compile(r":[^:@/\s]+@")
-
-
-def _mask(raw: str) -> str:
-    """Mask a password in a URL string that could not be parsed."""
-    return _PASSWORD_IN_TEXT.sub(":***@", raw)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying as they are: locks, timeouts, lost connections."""
-    if isinstance(error, exc.OperationalError):
-        return True
-    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
-
-
 def _reject_json(data: Any) -> str:
     """Raw values as JSON text; never fails (non-JSON values become strings)."""
     try:
@@ -264,188 +146,7 @@ def _reject_json(data: Any) -> str:
         return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _sqlite_is_memory(url: URL) -> bool:
-    database = url.database or ""
-    if database in ("", ":memory:"):
-        return True
-    return str(url.query.get("uri", "")).lower() in ("1", "true") and (
-        url.query.get("mode") == "memory" or database.startswith("file::memory:")
-    )
-
-
-def chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def open_engine(url: str, *, sqlite_busy_timeout: float = 5.0, echo: bool = False) -> tuple[Engine, str]:
-    """The engine of the database URL ``url``, connected once, and the URL to show (password hidden).
-
-    Shared by every store of the database (products, dead letters).  SQLite:
-    the file's directory is created, connections may move between threads,
-    WAL mode, ``busy_timeout``, and transactions begun with the execution
-    option ``store_write=True`` start with ``BEGIN IMMEDIATE``.  Raises
-    :class:`DatabaseError` (one line, password masked) when the URL is
-    invalid, unsupported, or the database cannot be opened.
-    """
-    try:
-        parsed = make_url(url)
-    except (exc.ArgumentError, ValueError, TypeError) as e:
-        raise DatabaseError(f"invalid DATABASE_URL {_mask(str(url))!r}: {one_line(e)}") from None
-    shown = parsed.render_as_string(hide_password=True)
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_DIALECTS:
-        raise DatabaseError(
-            f"invalid DATABASE_URL {shown!r}: unsupported database dialect {backend!r}"
-            f" (supported: {', '.join(SUPPORTED_DIALECTS)})"
-        )
-    kwargs: dict[str, Any] = {"echo": echo}
-    if backend == "sqlite":
-        kwargs["connect_args"] = {"check_same_thread": False}
-        if _sqlite_is_memory(parsed):
-            # one connection shared by the creating and the writer thread
-            kwargs["poolclass"] = StaticPool
-        else:
-            _make_parent_dir(parsed, shown)
-    else:
-        kwargs["pool_pre_ping"] = True
-    try:
-        engine = create_engine(parsed, **kwargs)
-    except exc.NoSuchModuleError as e:
-        raise DatabaseError(
-            f"invalid DATABASE_URL {shown!r}: unknown database dialect/driver {parsed.drivername!r}"
-            f" ({one_line(e)})"
-        ) from None
-    except ImportError as e:
-        raise DatabaseError(
-            f"invalid DATABASE_URL {shown!r}: database driver for {parsed.drivername!r} is not installed"
-            f" ({one_line(e)})"
-        ) from None
-    except (exc.ArgumentError, ValueError, TypeError) as e:
-        raise DatabaseError(f"invalid DATABASE_URL {shown!r}: {one_line(e)}") from None
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        _setup_sqlite(engine, sqlite_busy_timeout)
-    elif dialect != "postgresql":  # pragma: no cover - get_backend_name() was checked above
-        engine.dispose()
-        raise DatabaseError(f"invalid DATABASE_URL {shown!r}: unsupported database dialect {dialect!r}")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except exc.SQLAlchemyError as e:
-        engine.dispose()
-        raise DatabaseError(f"cannot open database {shown}: {one_line(e)}") from None
-    return engine, shown
-
-
-def dialect_insert(dialect: str) -> Any:
-    """The dialect's ``insert`` construct (with ``on_conflict_do_update``)."""
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert
-
-
-def _make_parent_dir(url: URL, shown: str) -> None:
-    database = url.database or ""
-    if str(url.query.get("uri", "")).lower() in ("1", "true") or database.startswith("file:"):
-        return  # an SQLite URI filename: left to SQLite
-    parent = os.path.dirname(os.path.abspath(database))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        reason = "Not a directory" if isinstance(e, FileExistsError) else (e.strerror or str(e))
-        raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
-
-
-def _setup_sqlite(engine: Engine, busy_timeout: float) -> None:
-    busy_ms = max(0, int(busy_timeout * 1000))
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy emits BEGIN itself (below), not the sqlite3 module
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
-
-    def on_begin(conn: Connection) -> None:
-        # a write transaction takes the write lock at once: it waits up to
-        # busy_timeout for another writer, instead of failing when a read
-        # transaction upgrades; reads do not take it at all
-        if conn.get_execution_options().get("store_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", on_begin)
-
-
 # --- the store -------------------------------------------------------------------
-
-
-#: Advisory lock key serialising schema creation on PostgreSQL (an arbitrary constant).
-SCHEMA_LOCK_KEY = 0x63617461_6C6F6721 >> 1
-
-
-class SqlStore:
-    """An engine on ``url`` (an SQLAlchemy database URL) for one writer thread.
-
-    The constructor creates the engine and connects once, raising
-    :class:`DatabaseError` (one line, password masked) when it cannot.  A
-    store is used by one thread at a time; it may be created in one thread
-    and used in another (a writer thread).
-
-    ``retries`` / ``retry_delay``: attempts of a write that failed with a
-    transient error (e.g. "database is locked").
-    ``sqlite_busy_timeout``: seconds an SQLite writer waits for a lock.
-    ``TABLES``: the tables :meth:`create_schema` creates (None: all).
-    """
-
-    TABLES: list[Table] | None = None
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        retries: int = 2,
-        retry_delay: float = 0.5,
-        sqlite_busy_timeout: float = 5.0,
-        echo: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.retries = max(0, int(retries))
-        self.retry_delay = max(0.0, float(retry_delay))
-        self._sleep = sleep
-        self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
-        self.dialect = self.engine.dialect.name
-        #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
-        self._writer = self.engine.execution_options(store_write=True)
-
-    def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet.
-
-        On PostgreSQL two processes starting together would both see a table
-        missing and one would fail creating it, so creation runs in one
-        transaction holding an advisory transaction lock.
-        """
-        try:
-            if self.dialect == "postgresql":
-                with self.engine.begin() as conn:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
-                    metadata.create_all(conn, tables=self.TABLES)
-            else:
-                metadata.create_all(self.engine, tables=self.TABLES)
-        except exc.SQLAlchemyError as e:
-            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
-
-    def close(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
 
 
 class ProductStore(SqlStore):

@@ -1,0 +1,74 @@
+"""The base class of the stores: an engine for one writer thread, and schema creation.
+
+:class:`SqlStore` opens the database with :func:`storage.engine.open_engine`
+and creates its tables of :data:`storage.schema.metadata`;
+:class:`storage.products.ProductStore` and
+:class:`storage.dead_letters.DeadLetterStore` add the writes and reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Table, exc, text
+
+from storage.engine import DatabaseError, one_line, open_engine
+from storage.schema import SCHEMA_LOCK_KEY, metadata
+
+__all__ = ["SqlStore"]
+
+class SqlStore:
+    """An engine on ``url`` (an SQLAlchemy database URL) for one writer thread.
+
+    The constructor creates the engine and connects once, raising
+    :class:`DatabaseError` (one line, password masked) when it cannot.  A
+    store is used by one thread at a time; it may be created in one thread
+    and used in another (a writer thread).
+
+    ``retries`` / ``retry_delay``: attempts of a write that failed with a
+    transient error (e.g. "database is locked").
+    ``sqlite_busy_timeout``: seconds an SQLite writer waits for a lock.
+    ``TABLES``: the tables :meth:`create_schema` creates (None: all).
+    """
+
+    TABLES: list[Table] | None = None
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retries: int = 2,
+        retry_delay: float = 0.5,
+        sqlite_busy_timeout: float = 5.0,
+        echo: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retries = max(0, int(retries))
+        self.retry_delay = max(0.0, float(retry_delay))
+        self._sleep = sleep
+        self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
+        self.dialect = self.engine.dialect.name
+        #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
+        self._writer = self.engine.execution_options(store_write=True)
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet.
+
+        On PostgreSQL two processes starting together would both see a table
+        missing and one would fail creating it, so creation runs in one
+        transaction holding an advisory transaction lock.
+        """
+        try:
+            if self.dialect == "postgresql":
+                with self.engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+                    metadata.create_all(conn, tables=self.TABLES)
+            else:
+                metadata.create_all(self.engine, tables=self.TABLES)
+        except exc.SQLAlchemyError as e:
+            raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

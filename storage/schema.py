@@ -1,0 +1,112 @@
+"""The database schema: every table of the crawler's database, on one :data:`metadata`.
+
+``products`` and ``rejected_items`` are written by
+:class:`storage.products.ProductStore`, ``dead_letters`` by
+:class:`storage.dead_letters.DeadLetterStore`; all live in the same database
+(``DATABASE_URL``).  Timestamps are ISO-8601 UTC text
+(:func:`storage.engine.utc_iso`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "CLASS_LENGTH",
+    "FINGERPRINT_LENGTH",
+    "ID_TYPE",
+    "KEY_LENGTH",
+    "METHOD_LENGTH",
+    "REASON_LENGTH",
+    "SCHEMA_LOCK_KEY",
+    "SITE_LENGTH",
+    "STAGE_LENGTH",
+    "dead_letters",
+    "metadata",
+    "products",
+    "rejected_items",
+]
+
+#: Longest key / site the columns hold.
+KEY_LENGTH = 500
+SITE_LENGTH = 200
+#: Longest values of the dead letters' short text columns (longer values are cut).
+REASON_LENGTH = 200
+CLASS_LENGTH = 16
+METHOD_LENGTH = 16
+STAGE_LENGTH = 32
+FINGERPRINT_LENGTH = 64
+
+#: Advisory lock key serialising schema creation on PostgreSQL (an arbitrary constant).
+SCHEMA_LOCK_KEY = 0x63617461_6C6F6721 >> 1
+
+metadata = MetaData()
+
+#: Type of the tables' id columns: INTEGER PRIMARY KEY (the rowid) on SQLite, BIGINT elsewhere.
+ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("site", String(SITE_LENGTH), nullable=False),
+    Column("key", String(KEY_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("list_page", Integer, nullable=True),
+    Column("list_position", Integer, nullable=True),
+    Column("first_seen", String(32), nullable=False),
+    Column("last_seen", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("site", "key", name="uq_products_site_key"),
+    CheckConstraint("length(key) > 0", name="ck_products_key_not_empty"),
+)
+
+rejected_items = Table(
+    "rejected_items",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("site", String(SITE_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("key", String(KEY_LENGTH), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("first_seen", String(32), nullable=False),
+    Column("last_seen", String(32), nullable=False),
+    Column("times", Integer, nullable=False, default=1),
+    UniqueConstraint("site", "url", name="uq_rejected_items_site_url"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("spider", String(SITE_LENGTH), nullable=False),
+    Column("site", String(SITE_LENGTH), nullable=True),
+    Column("spider_args", Text, nullable=False),
+    Column("fingerprint", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("method", String(METHOD_LENGTH), nullable=False),
+    Column("stage", String(STAGE_LENGTH), nullable=True),
+    Column("request", Text, nullable=False),
+    Column("failure_class", String(CLASS_LENGTH), nullable=False),
+    Column("reason", String(REASON_LENGTH), nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("last_exception", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed", String(32), nullable=False),
+    Column("last_failed", String(32), nullable=False),
+    Column("times", Integer, nullable=False, default=1),
+    UniqueConstraint("spider", "fingerprint", name="uq_dead_letters_spider_fingerprint"),
+)
