@@ -35,9 +35,20 @@
     committed as a product, committed as a reject (a database refusal of a
     product row included), or not written at all.  Sent on the reactor
     thread after the transaction; the accounting extension ends products so.
+
+``dead_letter_queue_opened``
+    The dead-letter queue (``extensions/dead_letters.py``) is open: a product
+    counts as dead-lettered once its dead letter commits (``dead_letters_stored``).
+
+``dead_letters_stored``
+    A batch of dead letters was written: ``stored`` and ``failed`` are lists
+    of the request fingerprints (hex, ``crawler.request_fingerprinter``) of
+    its rows, committed or not written.
 """
 
 request_dead_lettered = object()
 request_filtered = object()
 item_store_opened = object()
 items_stored = object()
+dead_letter_queue_opened = object()
+dead_letters_stored = object()

@@ -11,7 +11,9 @@ Each product ends in exactly one bucket:
   product row the database refused);
 * ``failed``: its row could not be written (the store's ``items_stored``
   report after the batch);
-* ``dead_lettered``: it was given up and recorded in the dead-letter queue;
+* ``dead_lettered``: it was given up and its dead letter *committed* in the
+  dead-letter queue (``dead_letters_stored``; a dead letter that could not be
+  written makes it ``failed``);
 * ``duplicates``: the dupefilter dropped it (another link to the same page);
 * ``filtered``: a policy ignored it (robots.txt, offsite);
 * ``pending``: still queued, in flight or not yet committed when the crawl
@@ -23,7 +25,9 @@ reports its batch (``items_stored``, after the transaction), so
 ``products/saved`` counts committed rows.  Without a store, ``item_scraped``
 ends it as saved.
 
-At close the extension checks
+The verdict is computed when the engine stops, after every ``spider_closed``
+handler (the store's and the dead-letter queue's last writes) has finished.
+It checks
 ``discovered == saved + rejected + dead_lettered + duplicates + filtered + failed + pending``.
 On a crawl that finished, nothing may be pending: a product with no outcome
 is *lost* (counted in ``products/lost``, its URLs logged) and the identity
@@ -70,6 +74,13 @@ class ProductAccounting:
         self._await_commit = False
         self._awaiting: dict[tuple[str, str], list[int]] = {}  # (site, url) -> refs scraped, not yet committed
         self._reported: dict[tuple[str, str], list[str]] = {}  # (site, url) -> outcomes reported before the item
+        #: a dead-letter queue is open: dead letters end products when they commit (``dead_letters_stored``)
+        self._await_dlq = False
+        self._awaiting_dlq: dict[str, list[int]] = {}  # request fingerprint -> refs given up, not yet committed
+        self._dlq_reported: dict[str, list[str]] = {}
+        self._reason: str | None = None
+        #: refs whose outcome is decided and waits for a commit report: no other signal ends them
+        self._settling: set[int] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -84,6 +95,9 @@ class ProductAccounting:
         connect(ext.filtered, signal=crawler_signals.request_filtered)
         connect(ext.item_store_opened, signal=crawler_signals.item_store_opened)
         connect(ext.items_stored, signal=crawler_signals.items_stored)
+        connect(ext.dead_letter_queue_opened, signal=crawler_signals.dead_letter_queue_opened)
+        connect(ext.dead_letters_stored, signal=crawler_signals.dead_letters_stored)
+        connect(ext.engine_stopped, signal=signals.engine_stopped)
         connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
@@ -148,13 +162,47 @@ class ProductAccounting:
                 else:  # the report came before the item's own signal
                     self._reported.setdefault(place, []).append(term)
 
+    def dead_letter_queue_opened(self) -> None:
+        self._await_dlq = True
+
     def dead_lettered(self, request: Request, **kwargs: Any) -> None:
-        self._end(request, "dead_lettered")
+        if not self._await_dlq:
+            self._end(request, "dead_lettered")
+            return
+        ref = request.meta.get(REF)
+        if ref is None or ref not in self._outstanding or ref in self._settling:
+            return
+        fingerprint = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        reported = self._dlq_reported.get(fingerprint)
+        if reported:
+            self._end_ref(ref, reported.pop(0))
+            if not reported:
+                del self._dlq_reported[fingerprint]
+        else:
+            self._awaiting_dlq.setdefault(fingerprint, []).append(ref)
+            self._settling.add(ref)
+
+    def dead_letters_stored(self, stored: list[str], failed: list[str], **_: Any) -> None:
+        """A batch of dead letters committed (or failed): end the products they hold."""
+        for fingerprints, term in ((stored, "dead_lettered"), (failed, "failed")):
+            for fingerprint in fingerprints:
+                refs = self._awaiting_dlq.get(fingerprint)
+                if refs:
+                    self._end_ref(refs.pop(0), term)
+                    if not refs:
+                        del self._awaiting_dlq[fingerprint]
+                else:
+                    self._dlq_reported.setdefault(fingerprint, []).append(term)
 
     def filtered(self, request: Request, **kwargs: Any) -> None:
         self._end(request, "filtered")
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        self._reason = reason
+
+    def engine_stopped(self) -> None:
+        """The verdict, once every ``spider_closed`` handler has finished (the last writes committed)."""
+        reason = self._reason
         leftover = len(self._outstanding)
         lost = 0
         if reason == "finished":
@@ -186,7 +234,7 @@ class ProductAccounting:
         else:
             request = response.request if response is not None else None
             ref = request.meta.get(REF) if request is not None else None
-            if ref is None or ref not in self._outstanding:
+            if ref is None or ref not in self._outstanding or ref in self._settling:
                 return
         if not self._await_commit:
             self._end_ref(ref, term)
@@ -200,8 +248,10 @@ class ProductAccounting:
                 del self._reported[place]
         else:
             self._awaiting.setdefault(place, []).append(ref)
+            self._settling.add(ref)
 
     def _end_ref(self, ref: int, term: str) -> None:
+        self._settling.discard(ref)
         if self._outstanding.pop(ref, None) is not None:
             self._count(term)
 
@@ -214,7 +264,7 @@ class ProductAccounting:
         if request is None:
             return False
         ref = request.meta.get(REF)
-        if ref is None or self._outstanding.pop(ref, None) is None:
+        if ref is None or ref in self._settling or self._outstanding.pop(ref, None) is None:
             return False
         self._count(term)
         return True

@@ -50,7 +50,7 @@ from twisted.python.failure import Failure
 from crawler import defaults
 from crawler.errors import ConfigError
 from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
-from crawler.signals import request_dead_lettered
+from crawler.signals import dead_letter_queue_opened, dead_letters_stored, request_dead_lettered
 from storage.dead_letters import (
     DeadLetterFilter,
     DeadLetterRow,
@@ -369,6 +369,7 @@ class DeadLetterQueue:
     def spider_opened(self, spider: Spider) -> None:
         self.stats.set_value("dlq/added", 0)
         self.stats.set_value("dlq/removed", 0)
+        self.crawler.signals.send_catch_log(signal=dead_letter_queue_opened)
 
     def request_dead_lettered(
         self,
@@ -503,12 +504,12 @@ class DeadLetterQueue:
         self._rows, self._removals = [], set()
         if self._closed:  # a dead letter after spider_closed: write it here rather than lose it
             try:
-                self._written(self.store.write(rows, removals))
+                self._written(self.store.write(rows, removals), rows)
             except Exception:
                 self._write_failed(Failure(), rows, removals)
             return
         d: Deferred[Any] = self._writer.run(self.store.write, rows, removals)
-        d.addCallbacks(self._written, self._write_failed, errbackArgs=(rows, removals))
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(rows,), errbackArgs=(rows, removals))
         d.addBoth(self._write_done, d)
         self._inflight.add(d)
 
@@ -519,7 +520,10 @@ class DeadLetterQueue:
         self.removed -= n
         self.stats.inc_value("dlq/removed", -n)
 
-    def _written(self, result: WriteResult) -> None:
+    def _written(self, result: WriteResult, rows: list[DeadLetterRow]) -> None:
+        self.crawler.signals.send_catch_log(
+            signal=dead_letters_stored, stored=[row.fingerprint for row in rows], failed=[]
+        )
         logger.debug(
             "Dead-letter queue: wrote %d, removed %d in %.3f s (%d retries)",
             result.added,
@@ -529,6 +533,9 @@ class DeadLetterQueue:
         )
 
     def _write_failed(self, failure: Failure, rows: list[DeadLetterRow], removals: set[int]) -> None:
+        self.crawler.signals.send_catch_log(
+            signal=dead_letters_stored, stored=[], failed=[row.fingerprint for row in rows]
+        )
         self.failed += len(rows)
         if rows:
             self.stats.inc_value("dlq/failed", len(rows))

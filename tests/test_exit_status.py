@@ -204,3 +204,25 @@ def test_list_pages_never_crawled_exit_4_naming_them(tmp_path):
     assert result.returncode == outcome.INCOMPLETE, result.stderr[-2000:]
     line = error_lines(result.stderr)[0]
     assert "2 list page(s) never crawled (dead-lettered; pages 3, 4)" in line, line
+
+
+def test_a_dead_letter_that_does_not_commit_is_failed_not_dead_lettered(tmp_path):
+    db = tmp_path / "no_dlq.db"
+    store = ProductStore(f"sqlite:///{db}")
+    store.create_schema()
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_dead_letters BEFORE INSERT ON dead_letters BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    with ShopProcess(products=60, seed=22, extra_args=["--gone-share", "0.1"]) as shop:
+        result = run_crawl(shop.list_url, db, tmp_path / "stats", "-s", "STORE_RETRY_DELAY=0")
+    stats = result.stats
+    gone = stats["dlq/failed"]
+    assert gone > 0, result.stderr[-2000:]
+    # counted after commit: not one of them is "dead-lettered", all are failed
+    assert stats.get("products/dead_lettered", 0) == 0
+    assert stats["products/failed"] == gone
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
+    assert result.returncode == outcome.INCOMPLETE
+    assert f"{gone} dead letter(s) could not be stored" in error_lines(result.stderr)[0]
