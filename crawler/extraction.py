@@ -61,11 +61,6 @@ def list_entries(profile: SiteProfile, root: Any, page_url: str) -> list[ListEnt
     return entries
 
 
-def product_links(profile: SiteProfile, root: Any, page_url: str = "") -> list[str]:
-    """Product detail links of a list page, in page order, without duplicates."""
-    return [e.link for e in list_entries(profile, root, page_url) if e.link is not None]
-
-
 def card_count(profile: SiteProfile, root: Any) -> int | None:
     """Number of cards on a list page, or None when the profile has no ``list.cards``."""
     return None if profile.cards is None else len(profile.cards.xpath(root))

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Hashable
 from typing import Any, Self
 
 from itemadapter import ItemAdapter
@@ -72,12 +73,10 @@ class ProductAccounting:
         self._counts = dict.fromkeys(("discovered", *TERMS), 0)
         #: a store is open: items end when their rows commit (``items_stored``), not when scraped
         self._await_commit = False
-        self._awaiting: dict[tuple[str, str], list[int]] = {}  # (site, url) -> refs scraped, not yet committed
-        self._reported: dict[tuple[str, str], list[str]] = {}  # (site, url) -> outcomes reported before the item
+        self._store_commits = CommitReports()  # keyed by the item's (site, url)
         #: a dead-letter queue is open: dead letters end products when they commit (``dead_letters_stored``)
         self._await_dlq = False
-        self._awaiting_dlq: dict[str, list[int]] = {}  # request fingerprint -> refs given up, not yet committed
-        self._dlq_reported: dict[str, list[str]] = {}
+        self._dlq_commits = CommitReports()  # keyed by the request fingerprint
         self._reason: str | None = None
         #: refs whose outcome is decided and waits for a commit report: no other signal ends them
         self._settling: set[int] = set()
@@ -154,13 +153,7 @@ class ProductAccounting:
         """A batch committed (or failed): end the products whose rows it held."""
         for places, term in ((saved, "saved"), (rejected, "rejected"), (failed, "failed")):
             for place in places:
-                refs = self._awaiting.get(place)
-                if refs:
-                    self._end_ref(refs.pop(0), term)
-                    if not refs:
-                        del self._awaiting[place]
-                else:  # the report came before the item's own signal
-                    self._reported.setdefault(place, []).append(term)
+                self._reported(self._store_commits, place, term)
 
     def dead_letter_queue_opened(self) -> None:
         self._await_dlq = True
@@ -172,27 +165,13 @@ class ProductAccounting:
         ref = request.meta.get(REF)
         if ref is None or ref not in self._outstanding or ref in self._settling:
             return
-        fingerprint = self.crawler.request_fingerprinter.fingerprint(request).hex()
-        reported = self._dlq_reported.get(fingerprint)
-        if reported:
-            self._end_ref(ref, reported.pop(0))
-            if not reported:
-                del self._dlq_reported[fingerprint]
-        else:
-            self._awaiting_dlq.setdefault(fingerprint, []).append(ref)
-            self._settling.add(ref)
+        self._settle(self._dlq_commits, self.crawler.request_fingerprinter.fingerprint(request).hex(), ref)
 
     def dead_letters_stored(self, stored: list[str], failed: list[str], **_: Any) -> None:
         """A batch of dead letters committed (or failed): end the products they hold."""
         for fingerprints, term in ((stored, "dead_lettered"), (failed, "failed")):
             for fingerprint in fingerprints:
-                refs = self._awaiting_dlq.get(fingerprint)
-                if refs:
-                    self._end_ref(refs.pop(0), term)
-                    if not refs:
-                        del self._awaiting_dlq[fingerprint]
-                else:
-                    self._dlq_reported.setdefault(fingerprint, []).append(term)
+                self._reported(self._dlq_commits, fingerprint, term)
 
     def filtered(self, request: Request, **kwargs: Any) -> None:
         self._end(request, "filtered")
@@ -241,14 +220,20 @@ class ProductAccounting:
             return
         adapter = ItemAdapter(item) if ItemAdapter.is_item(item) else None
         place = (str(adapter.get("site") or ""), str(adapter.get("url") or "")) if adapter else ("", "")
-        reported = self._reported.get(place)
-        if reported:
-            self._end_ref(ref, reported.pop(0))
-            if not reported:
-                del self._reported[place]
-        else:
-            self._awaiting.setdefault(place, []).append(ref)
+        self._settle(self._store_commits, place, ref)
+
+    def _settle(self, commits: CommitReports, key: Hashable, ref: int) -> None:
+        """``ref``'s outcome waits for the commit report of ``key`` (or takes the one already there)."""
+        term = commits.wait(key, ref)
+        if term is None:
             self._settling.add(ref)
+        else:
+            self._end_ref(ref, term)
+
+    def _reported(self, commits: CommitReports, key: Hashable, term: str) -> None:
+        ref = commits.report(key, term)
+        if ref is not None:
+            self._end_ref(ref, term)
 
     def _end_ref(self, ref: int, term: str) -> None:
         self._settling.discard(ref)
@@ -268,6 +253,47 @@ class ProductAccounting:
             return False
         self._count(term)
         return True
+
+
+class CommitReports:
+    """Products waiting for a commit report, matched by a key; reports that come first wait for them.
+
+    A product's outcome is decided when its item (or dead letter) is handed to a
+    writer, and known once the writer reports its batch.  The two signals can
+    come in either order, and several products can share a key.
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[Hashable, list[int]] = {}
+        self._terms: dict[Hashable, list[str]] = {}
+
+    def wait(self, key: Hashable, ref: int) -> str | None:
+        """Wait for ``key``'s report: None, or the outcome a report already gave."""
+        term = _take(self._terms, key)
+        if term is None:
+            _put(self._refs, key, ref)
+        return term
+
+    def report(self, key: Hashable, term: str) -> int | None:
+        """``key`` ended as ``term``: the product waiting for it, or None (kept for the product to come)."""
+        ref = _take(self._refs, key)
+        if ref is None:
+            _put(self._terms, key, term)
+        return ref
+
+
+def _take(queues: dict[Hashable, list[Any]], key: Hashable) -> Any:
+    queue = queues.get(key)
+    if not queue:
+        return None
+    value = queue.pop(0)
+    if not queue:
+        del queues[key]
+    return value
+
+
+def _put(queues: dict[Hashable, list[Any]], key: Hashable, value: Any) -> None:
+    queues.setdefault(key, []).append(value)
 
 
 def _from_list_page(response: Response | None) -> bool:
