@@ -164,14 +164,12 @@ class CatalogSpider(TwoStageSpider):
             yield self._product(response, page, entry)
         start = meta.get("start_url", response.url)
         if recheck == TOP:
-            yield from self._recheck_walk(response, page, start, unseen)
+            yield from self._recheck_walk(response, root, page, start, unseen)
         elif recheck == FULL:
             if not meta.get("enumerated"):
-                link = next_page_link(profile, root)
-                if link:
-                    yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=FULL)
+                yield from self._next_page(response, root, page, start, True, recheck=FULL)
         else:
-            yield from self._more_list_pages(response, page, start, len(entries))
+            yield from self._more_list_pages(response, root, page, start, len(entries))
 
     def _product(self, response: Response, page: int, entry: ListEntry) -> Any:
         """A detail request for the entry, or (list-only profile) the card's item."""
@@ -190,12 +188,13 @@ class CatalogSpider(TwoStageSpider):
             crawled_at=self.now(),
         )
 
-    def _more_list_pages(self, response: Response, page: int, start: str, found: int) -> Iterator[scrapy.Request]:
-        root = response.selector.root
+    def _more_list_pages(
+        self, response: Response, root: Any, page: int, start: str, found: int
+    ) -> Iterator[scrapy.Request]:
         profile = self.site_profile
         stats = self.crawler.stats
-        meta = response.meta
-        if page == 1 and not meta.get("enumerated"):
+        enumerated = response.meta.get("enumerated")
+        if page == 1 and not enumerated:
             expected = total_count(profile, root)
             if expected is not None:
                 stats.set_value("catalog/expected_products", expected)
@@ -206,18 +205,28 @@ class CatalogSpider(TwoStageSpider):
                     stats.set_value("catalog/expected_products", found)
                 if profile.page_url is not None:
                     # Every list page at once instead of a serial "next" chain.
-                    for number in range(2, last + 1):
-                        url = profile.page_link(start, number)
-                        yield self.list_request(url, number, start_url=start, enumerated=True)
+                    yield from self._list_pages(start, 2, last, False)
                     return
-        if meta.get("enumerated"):
+        following = [] if enumerated else list(self._next_page(response, root, page, start, False))
+        if not following:
             self._note_last_page(page, found)
-            return
-        link = next_page_link(profile, root)
+        yield from following
+
+    def _next_page(
+        self, response: Response, root: Any, page: int, start: str, dont_filter: bool, **meta: Any
+    ) -> Iterator[scrapy.Request]:
+        """The request of the page the "next" link points to, if there is one."""
+        link = next_page_link(self.site_profile, root)
         if link:
-            yield self.list_request(response.urljoin(link), page + 1, start_url=start)
-        else:
-            self._note_last_page(page, found)
+            yield self.list_request(response.urljoin(link), page + 1, dont_filter, start_url=start, **meta)
+
+    def _list_pages(
+        self, start: str, first: int, last: int, dont_filter: bool, **meta: Any
+    ) -> Iterator[scrapy.Request]:
+        """Requests of list pages ``first``..``last`` from the profile's ``page_url``."""
+        for number in range(first, last + 1):
+            url = self.site_profile.page_link(start, number)
+            yield self.list_request(url, number, dont_filter, start_url=start, enumerated=True, **meta)
 
     def _note_last_page(self, page: int, found: int) -> None:
         """On the last list page: the catalogue's size, when the site does not state it."""
@@ -228,36 +237,33 @@ class CatalogSpider(TwoStageSpider):
         if stats.get_value("catalog/expected_products") is None:
             stats.set_value("catalog/expected_products", (page - 1) * self._page_size + found)
 
-    def _recheck_walk(self, response: Response, page: int, start: str, unseen: int) -> Iterator[scrapy.Request]:
+    def _recheck_walk(
+        self, response: Response, root: Any, page: int, start: str, unseen: int
+    ) -> Iterator[scrapy.Request]:
         """Go on from a re-read page while pages show unseen products; then, if any did, walk the rest."""
         profile = self.site_profile
-        root = response.selector.root
         last = last_page_number(profile, root)
+        enumerable = profile.page_url is not None and last is not None
         if unseen:
             self._moved = True
             if last is not None and page >= last:
                 return
-            if profile.page_url is not None and last is not None:
+            if enumerable:
                 url = profile.page_link(start, page + 1)
                 yield self.list_request(url, page + 1, True, start_url=start, recheck=TOP)
-                return
-            link = next_page_link(profile, root)
-            if link:
-                yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=TOP)
+            else:
+                yield from self._next_page(response, root, page, start, True, recheck=TOP)
             return
         if not self._moved:
             return
         # The catalogue moved during the crawl: products may have slid past any page
         # boundary, so every page after this one is read again.
         self.logger.info("The catalogue moved during the crawl: reading list pages %d+ again", page + 1)
-        if profile.page_url is not None and last is not None:
-            for number in range(page + 1, last + 1):
-                url = profile.page_link(start, number)
-                yield self.list_request(url, number, True, start_url=start, recheck=FULL, enumerated=True)
-            return
-        link = next_page_link(profile, root)
-        if link:
-            yield self.list_request(response.urljoin(link), page + 1, True, start_url=start, recheck=FULL)
+        if enumerable:
+            assert last is not None
+            yield from self._list_pages(start, page + 1, last, True, recheck=FULL)
+        else:
+            yield from self._next_page(response, root, page, start, True, recheck=FULL)
 
     def spider_idle(self) -> None:
         """Start a re-check round of the list pages (see the class docstring)."""
