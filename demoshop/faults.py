@@ -2,8 +2,11 @@
 
 Everything here is off by default and installs nothing unless its flag is given
 (see :func:`build_interceptors`), so a shop without faults pays nothing per request.
-The chain, in order, is: :class:`Outage`, :class:`demoshop.capacity.CapacityModel`,
-:class:`Gone`, :class:`TransientFaults`.  ``/robots.txt`` is never faulted.
+The chain, in order, is: :class:`Outage`, :class:`demoshop.ratelimit.RateLimiter`,
+:class:`demoshop.capacity.CapacityModel`, :class:`Gone`, :class:`TransientFaults`: an
+outage is the whole site down, limiter included (it charges no token); a request the
+limiter refuses is answered at once, before it takes a worker or a queue place.
+``/robots.txt`` is never faulted.
 
 Transient faults are deterministic per request target (path and ``?query``, so
 ``...&paged=2`` and ``...&paged=3`` are two targets): the k-th request (k = 0, 1, ...)
@@ -115,6 +118,9 @@ class FaultConfig:
     queue: int = 0
     latency: float = 0.0
     overload_status: int = 503
+    rate: float = 0.0
+    rate_burst: float | None = None
+    retry_after_format: str = "seconds"
 
     @classmethod
     def from_options(cls, options: argparse.Namespace) -> FaultConfig:
@@ -135,6 +141,9 @@ class FaultConfig:
             queue=options.queue,
             latency=options.latency,
             overload_status=options.overload_status,
+            rate=options.rate,
+            rate_burst=options.rate_burst,
+            retry_after_format=options.retry_after_format,
         )
 
 
@@ -326,6 +335,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=503,
         help="status of a request beyond capacity + queue (429 carries Retry-After: 1) (default 503)",
     )
+    group = parser.add_argument_group("per-client rate limit (off by default)")
+    group.add_argument(
+        "--rate",
+        type=_number(float, 0.0),
+        default=0.0,
+        metavar="R",
+        help="requests per second per client address (a token bucket); beyond it 429 with Retry-After; "
+        "0 = no limit (default 0)",
+    )
+    group.add_argument(
+        "--rate-burst",
+        type=_number(float, 1.0),
+        default=None,
+        metavar="B",
+        help="bucket size: requests a client may make at once (default R, at least 1)",
+    )
+    group.add_argument(
+        "--retry-after-format",
+        choices=("seconds", "date"),
+        default="seconds",
+        help="Retry-After of a rate-limited 429: whole seconds rounded up, or an HTTP date (default seconds; "
+        "--retry-after-form is the 429 fault's)",
+    )
 
 
 # --- the interceptors ------------------------------------------------------------------------------------------
@@ -491,10 +523,13 @@ class Gone:
 def build_interceptors(config: FaultConfig, catalogue: Catalogue, pages: ShopPages, reactor: Any) -> list[Any]:
     """The interceptors ``config`` asks for, in chain order; empty when everything is off."""
     from demoshop.capacity import CapacityModel
+    from demoshop.ratelimit import RateLimiter
 
     chain: list[Any] = []
     if config.outages:
         chain.append(Outage(config.outages, config.outage_mode))
+    if config.rate > 0:
+        chain.append(RateLimiter(config.rate, config.rate_burst, config.retry_after_format))
     if config.capacity > 0 or config.latency > 0:
         chain.append(CapacityModel(config.capacity, config.queue, config.latency, config.overload_status, reactor))
     gone = catalogue.gone_paths()

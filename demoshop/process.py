@@ -31,7 +31,9 @@ class ShopProcess:
     ``pid`` the process id.  ``extra_args`` are more ``serve`` flags
     (faults, capacity, ...: ``python -m demoshop serve --help``); with
     ``--dead-share`` > 0, ``dead_url`` is the dead host's base URL (the shop's
-    second line), else None.
+    second line), else None.  ``rate`` > 0 limits each client to that many
+    requests per second (``--rate``; ``rate_burst``: ``--rate-burst``,
+    ``retry_after_format``: ``--retry-after-format``, see :mod:`demoshop.ratelimit`).
     """
 
     def __init__(
@@ -41,11 +43,20 @@ class ShopProcess:
         request_log: str | os.PathLike[str] | None = None,
         extra_args: Sequence[str] = (),
         host: str = "127.0.0.1",
+        rate: float = 0.0,
+        rate_burst: float | None = None,
+        retry_after_format: str | None = None,
     ) -> None:
         self.products = products
         self.seed = seed
         self.request_log = request_log
         self.extra_args = tuple(extra_args)
+        if rate > 0:
+            self.extra_args += ("--rate", repr(float(rate)))
+        if rate_burst is not None:
+            self.extra_args += ("--rate-burst", repr(float(rate_burst)))
+        if retry_after_format is not None:
+            self.extra_args += ("--retry-after-format", retry_after_format)
         self.host = host
         self.url = ""
         self.dead_url: str | None = None
