@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/throughput.py
 	$(PY) bench/faults.py
 	$(PY) bench/adaptive.py
+	$(PY) bench/ratelimit.py
 	$(PY) bench/eta.py
 	$(PY) bench/memory.py
 
