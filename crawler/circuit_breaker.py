@@ -190,6 +190,13 @@ class CircuitBreaker:
             return True
         return False
 
+    def would_allow(self) -> bool:
+        """Would :meth:`allow` say yes now?  Only looks: takes no probe slot."""
+        self._refresh(self._clock())
+        if self._dead or self._state is OPEN:
+            return False
+        return self._state is CLOSED or self._probes < self.config.half_open_probes
+
     def retry_at(self) -> float | None:
         """Clock time at which an OPEN breaker lets probes through; None if not open or gave up."""
         self._refresh(self._clock())

@@ -94,8 +94,6 @@ FAILURE_EXCEPTIONS: dict = {}
 CIRCUIT_BREAKER_ENABLED = True
 #: Breaker tuning: fields of crawler.circuit_breaker.BreakerConfig.
 CIRCUIT_BREAKER: dict = {}
-#: Seconds a parked request waits before checking a half-open breaker again.
-CIRCUIT_BREAKER_RECHECK = 0.5
 
 # --- dead-letter queue (extensions/dead_letters.py, scrapy dlq) ---------------
 #: Record the requests given up on in the table ``dead_letters`` of DATABASE_URL.
@@ -135,12 +133,17 @@ ADAPTIVE_DELAY_MAX = 5.0
 ADAPTIVE_INTERVAL = 1.0
 #: AIMD tuning: fields of crawler.adaptive.AimdConfig.
 ADAPTIVE_AIMD: dict = {}
+#: Pace tuning (429 / Retry-After): fields of crawler.pace.PaceConfig
+#: (retry_after_max defaults to RETRY_AFTER_MAX).
+ADAPTIVE_PACE: dict = {}
 #: Process limits: CPU share of one core, reactor lag (s); above them the controller never increases.
 ADAPTIVE_CPU_MAX = 0.95
 ADAPTIVE_LAG_MAX = 0.25
 #: Memory limit (MB, 0 = none): above 80% of it the list stage is slowed first.
 ADAPTIVE_MEMORY_LIMIT_MB = 0
-#: Backpressure: list pages wait while more product (detail) requests than this are pending.
+# --- backpressure (extensions/backpressure.py) ----------------------------------
+#: List pages wait in the scheduler while more products than this are discovered
+#: and not yet ended (a quarter of it while memory is above 80% of ADAPTIVE_MEMORY_LIMIT_MB).
 BACKPRESSURE_DETAIL_HIGH_WATER = 2000
 
 # --- Prometheus exporter (extensions/prometheus.py) ---------------------------

@@ -1,21 +1,45 @@
-"""A scheduler that can hold requests until a time: backoff and parking without a slot.
+"""The one place requests wait: backoff, paused domains, open breakers, backpressure.
 
 A downloader middleware that sleeps holds a global concurrency slot
 (``Downloader.fetch`` counts the request as active before the middlewares
-run).  Instead, the retry and circuit-breaker middlewares return a copy of
-the request with ``meta["not_before"]`` (a UNIX time); this scheduler keeps
-such requests in a time-ordered heap, outside Scrapy's queues, and hands
-them back when they are due.  While they wait they occupy no downloader
-slot, other requests keep flowing, and the spider stays open
-(:meth:`has_pending_requests` counts them).
+run), and one that sends a request back to the scheduler to wait sends it
+through the whole middleware chain again, in a loop, and can park a request
+another middleware already let through (a circuit breaker's half-open probe,
+which then never reports, and the domain waits for ever).  So every reason
+to wait is decided here, when the scheduler hands requests out:
+:class:`GatedScheduler` gives the engine only requests that may go now.
 
-When the earliest waiting request comes due, a reactor timer gives it back
-through the public ``crawler.engine.crawl()``, which also wakes the engine
-(otherwise it would only poll on its 5-second heartbeat).  With ``JOBDIR``
-the waiting requests are written to the disk queue at close, keeping their
-``not_before``, and wait again after a resume.
+Two ways to wait:
 
-Enable with ``SCHEDULER = "crawler.scheduler.DelayedScheduler"`` (the
+* **A request's own time**: ``meta["not_before"]`` (a UNIX time), set by the
+  retry middleware for the backoff.  Such requests wait in a time-ordered
+  heap; a reactor timer gives them back through the public
+  ``crawler.engine.crawl()`` when they are due, which also wakes the engine.
+* **Gates**: components register a :class:`Gate` with :meth:`GatedScheduler.add_gate`
+  (in their ``spider_opened`` handler, through the public
+  ``crawler.engine.scheduler``).  Before a request is handed out, each gate,
+  in ``order``, may answer a :class:`Hold`: the request then waits in that
+  hold's *line* (one FIFO per ``Hold.key``, e.g. ``"pause:example.com"``)
+  until ``Hold.until`` (a UNIX time), or, with ``until=None``, until the gate
+  lets the line's first request through.  Lines are served before the
+  queue, first request first, each time through the gates again (a line
+  may hold for a new reason).  A gate only looks in :meth:`Gate.hold`; what
+  it must reserve when a request goes (a half-open breaker's probe) it
+  reserves in :meth:`Gate.admitted`, called once every gate let the request
+  go, so a reserved probe is never held back by another gate.
+
+Gates in the project: list-stage backpressure (``extensions/backpressure.py``,
+order 100), a domain paused by ``Retry-After`` (the adaptive controller, 200),
+the circuit breaker (300).
+
+Every request the scheduler holds counts in :meth:`has_pending_requests`,
+so the spider stays open.  With ``JOBDIR`` the waiting requests (heap and
+lines) go to the disk queue at close, the heap's with their
+``not_before``, and wait again after a resume.  Stats:
+``scheduler/delayed`` (requests put in the heap), ``scheduler/held/<gate
+key prefix>`` (requests a gate held).
+
+Enable with ``SCHEDULER = "crawler.scheduler.GatedScheduler"`` (the
 project default).  Everything else is Scrapy's own :class:`Scheduler`.
 """
 
@@ -24,7 +48,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
 
 from scrapy import Request, Spider
 from scrapy.core.scheduler import Scheduler
@@ -32,10 +58,49 @@ from twisted.internet.defer import Deferred
 
 #: ``request.meta`` key: UNIX time before which the request must not be downloaded.
 NOT_BEFORE = "not_before"
+#: ``request.meta`` key of a request a line let go, on its way back through ``engine.crawl()``.
+RELEASED = "_scheduler_released"
+#: Seconds between checks of lines held without a time, while the engine may be idle.
+RECHECK_INTERVAL = 0.5
 
 
-class DelayedScheduler(Scheduler):
-    """Scrapy's scheduler plus a heap of requests that must wait until ``meta["not_before"]``."""
+class Hold(NamedTuple):
+    """A gate's answer: the request waits in line ``key`` until ``until`` (UNIX time), or,
+    with ``until=None``, until the gate lets the line's first request through."""
+
+    key: str
+    until: float | None = None
+
+
+class Gate(Protocol):
+    """Decides whether a request may be handed out now.
+
+    :meth:`hold` only looks (the scheduler may ask again about the same
+    request); :meth:`admitted` is called once, when every gate let the request
+    go and it is handed to the engine: the place to reserve something (a
+    half-open breaker's probe), since nothing can hold the request back after it.
+    """
+
+    def hold(self, request: Request, now: float) -> Hold | None:
+        """None: the request may go (as far as this gate cares); else where and until when it waits."""
+        ...
+
+    def admitted(self, request: Request) -> None:
+        """``request`` is handed out now."""
+        ...
+
+
+class _Line:
+    __slots__ = ("requests", "until")
+
+    def __init__(self) -> None:
+        self.requests: deque[Request] = deque()
+        self.until: float | None = None
+
+
+class GatedScheduler(Scheduler):
+    """Scrapy's scheduler, plus a heap of requests waiting for ``meta["not_before"]`` and
+    gates that hold requests in lines; see the module docstring."""
 
     clock = staticmethod(time.time)
 
@@ -44,24 +109,59 @@ class DelayedScheduler(Scheduler):
         self._order = itertools.count()
         self._timer: Any = None
         self._timer_due: float | None = None
+        self._gates: list[tuple[int, int, Gate]] = []
+        self._lines: dict[str, _Line] = {}
+        self._recheck: Any = None
         return super().open(spider)
 
     def close(self, reason: str) -> Deferred[None] | None:
         self._cancel_timer()
+        if self._recheck is not None and self._recheck.active():
+            self._recheck.cancel()
         if self.dqs is not None:
-            # JOBDIR: waiting requests go to the disk queue with their not_before
-            for _, _, request in self._waiting:
+            # JOBDIR: waiting requests go to the disk queue (the heap's keep their not_before)
+            for request in self._all_waiting():
+                request.meta.pop(RELEASED, None)
                 if not self._dqpush(request):
                     self.stats.inc_value("scheduler/delayed/lost_at_close")
             self._waiting.clear()
+            self._lines.clear()
         return super().close(reason)
 
+    # -- public API -------------------------------------------------------------------
+    def add_gate(self, gate: Gate, order: int) -> None:
+        """Consult ``gate`` before handing out a request; lower ``order`` first."""
+        self._gates.append((order, next(self._order), gate))
+        self._gates.sort(key=lambda entry: entry[:2])
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting: for their ``not_before`` time, or in a gate's line."""
+        return len(self._waiting) + sum(len(line.requests) for line in self._lines.values())
+
+    def held(self) -> dict[str, int]:
+        """Requests waiting in each gate's line, by line key."""
+        return {key: len(line.requests) for key, line in self._lines.items() if line.requests}
+
+    def waiting_requests(self) -> Iterator[Request]:
+        """Every request waiting (heap and lines), for a look at close (e.g. what is pending)."""
+        return self._all_waiting()
+
+    def next_due(self) -> float | None:
+        """UNIX time the earliest waiting request comes due, if any."""
+        dues = [self._waiting[0][0]] if self._waiting else []
+        dues += [line.until for line in self._lines.values() if line.requests and line.until is not None]
+        return min(dues) if dues else None
+
+    # -- Scrapy's scheduler interface ------------------------------------------------------
     def enqueue_request(self, request: Request) -> bool:
+        if request.meta.pop(RELEASED, False):
+            self._push(request)  # back from a line or the heap: already counted and filtered
+            return True
         due = request.meta.get(NOT_BEFORE)
         if due is None:
             return super().enqueue_request(request)
-        # A delayed request is a copy of one the dupefilter has seen (a retry,
-        # a parked request): it is never filtered.
+        # A delayed request is a copy of one the dupefilter has seen (a retry): never filtered.
         if due > self.clock():
             self._wait(request, due)
         else:
@@ -69,31 +169,69 @@ class DelayedScheduler(Scheduler):
         return True
 
     def next_request(self) -> Request | None:
+        now = self.clock()
+        for key in list(self._lines):
+            line = self._lines[key]
+            while line.requests and (line.until is None or line.until <= now):
+                request = line.requests.popleft()
+                if self._admit(request, now, current=key):
+                    self._drop_if_empty(key)
+                    return request
+                if line.requests and line.requests[0] is request:
+                    break  # the same gate holds this line again
+            self._drop_if_empty(key)
         while True:
             request = super().next_request()
             if request is None:
                 return None
             due = request.meta.get(NOT_BEFORE)
-            if due is None or due <= self.clock():
+            if due is not None and due > now:
+                self._wait(request, due)  # back from a JOBDIR disk queue, not due yet
+                continue
+            if self._admit(request, now):
                 return request
-            self._wait(request, due)  # back from a JOBDIR disk queue, not due yet
 
     def has_pending_requests(self) -> bool:
-        return bool(self._waiting) or super().has_pending_requests()
+        return bool(self._waiting) or any(line.requests for line in self._lines.values()) or (
+            super().has_pending_requests()
+        )
 
     def __len__(self) -> int:
-        return super().__len__() + len(self._waiting)
+        return super().__len__() + self.waiting
 
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for their ``not_before`` time."""
-        return len(self._waiting)
+    # -- internals -------------------------------------------------------------------------
+    def _all_waiting(self) -> Iterator[Request]:
+        for _, _, request in self._waiting:
+            yield request
+        for line in self._lines.values():
+            yield from line.requests
 
-    def next_due(self) -> float | None:
-        """UNIX time the earliest waiting request comes due, if any."""
-        return self._waiting[0][0] if self._waiting else None
+    def _admit(self, request: Request, now: float, current: str | None = None) -> bool:
+        """True if every gate lets ``request`` go; else it joins the line of the gate holding it."""
+        for _, _, gate in self._gates:
+            hold = gate.hold(request, now)
+            if hold is None:
+                continue
+            line = self._lines.get(hold.key)
+            if line is None:
+                line = self._lines[hold.key] = _Line()
+            line.until = hold.until
+            if hold.key == current:
+                line.requests.appendleft(request)  # keeps its place at the head
+            else:
+                line.requests.append(request)
+                self.stats.inc_value(f"scheduler/held/{hold.key.split(':', 1)[0]}")
+            self._arm_lines(hold.until)
+            return False
+        for _, _, gate in self._gates:
+            gate.admitted(request)
+        return True
 
-    # -- internals -------------------------------------------------------------
+    def _drop_if_empty(self, key: str) -> None:
+        line = self._lines.get(key)
+        if line is not None and not line.requests:
+            del self._lines[key]
+
     def _push(self, request: Request) -> None:
         if self._dqpush(request):
             self.stats.inc_value("scheduler/enqueued/disk")
@@ -105,14 +243,14 @@ class DelayedScheduler(Scheduler):
     def _wait(self, request: Request, due: float) -> None:
         heapq.heappush(self._waiting, (due, next(self._order), request))
         self.stats.inc_value("scheduler/delayed")
-        self._arm()
+        self._arm(due)
 
-    def _arm(self) -> None:
-        """Make sure a timer fires when the earliest waiting request is due."""
-        if not self._waiting:
+    def _arm(self, due: float | None = None) -> None:
+        """Make sure a timer fires when the earliest waiting request or timed line is due."""
+        due = self.next_due() if due is None else min(due, self.next_due() or due)
+        if due is None:
             self._cancel_timer()
             return
-        due = self._waiting[0][0]
         if self._timer is not None and self._timer.active() and self._timer_due is not None and self._timer_due <= due:
             return
         self._cancel_timer()
@@ -121,22 +259,72 @@ class DelayedScheduler(Scheduler):
         self._timer_due = due
         self._timer = reactor.callLater(max(0.0, due - self.clock()), self._release)
 
+    def _arm_lines(self, until: float | None) -> None:
+        if until is not None:
+            self._arm(until)
+            return
+        if self._recheck is None or not self._recheck.active():
+            from twisted.internet import reactor
+
+            self._recheck = reactor.callLater(RECHECK_INTERVAL, self._recheck_lines)
+
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
         self._timer_due = None
 
+    def _wake(self, request: Request) -> None:
+        """Hand ``request`` back through ``engine.crawl()``, which wakes the engine."""
+        engine = self.crawler.engine if self.crawler is not None else None
+        if engine is not None and engine.spider is not None:
+            request.meta[RELEASED] = True
+            engine.crawl(request)
+        else:
+            self._push(request)
+
     def _release(self) -> None:
-        """Hand every due request back to the engine, then re-arm for the next one."""
+        """Hand every due request back to the engine, wake it for due lines, re-arm."""
         self._timer = None
         self._timer_due = None
         now = self.clock()
-        engine = self.crawler.engine if self.crawler is not None else None
         while self._waiting and self._waiting[0][0] <= now:
             _, _, request = heapq.heappop(self._waiting)
-            if engine is not None and engine.spider is not None:
-                engine.crawl(request)  # back through enqueue_request (due: pushed), wakes the engine
-            else:
-                self._push(request)
+            self._wake(request)
+        for key, line in list(self._lines.items()):
+            if line.requests and line.until is not None and line.until <= now:
+                # the line is served before the queue; waking the engine with its head suffices
+                self._wake(line.requests.popleft())
+                self._drop_if_empty(key)
         self._arm()
+
+    def _recheck_lines(self) -> None:
+        """Lines held without a time: wake the engine when the gates would let a head through."""
+        self._recheck = None
+        now = self.clock()
+        for key, line in list(self._lines.items()):
+            if line.requests and line.until is None and self._passes(line.requests[0], now):
+                self._wake(line.requests.popleft())
+                self._drop_if_empty(key)
+        if any(line.requests and line.until is None for line in self._lines.values()):
+            self._arm_lines(None)
+
+    def _passes(self, request: Request, now: float) -> bool:
+        return all(gate.hold(request, now) is None for _, _, gate in self._gates)
+
+
+def require_gated_scheduler(settings: Any, component: str) -> None:
+    """A one-line ConfigError unless ``SCHEDULER`` is a :class:`GatedScheduler` (``component`` needs its gates)."""
+    from scrapy.utils.misc import load_object
+
+    from crawler.errors import ConfigError
+
+    scheduler = settings.get("SCHEDULER")
+    try:
+        cls = load_object(scheduler) if isinstance(scheduler, str) else scheduler
+    except (ImportError, NameError, ValueError, AttributeError):
+        return  # Scrapy reports a SCHEDULER it cannot load itself
+    if not (isinstance(cls, type) and issubclass(cls, GatedScheduler)):
+        raise ConfigError(
+            f"{component} needs SCHEDULER = 'crawler.scheduler.GatedScheduler' (or a subclass), got {scheduler!r}"
+        )

@@ -36,7 +36,7 @@ CONCURRENT_ITEMS = 16
 
 # Resilience: classified retries with backoff that waits in the scheduler (no
 # slot held), per-domain circuit breakers, dead letters for what finally fails.
-SCHEDULER = "crawler.scheduler.DelayedScheduler"
+SCHEDULER = "crawler.scheduler.GatedScheduler"
 # Scrapy 2.19's downloader does not enforce per-slot concurrency (see crawler/downloader.py).
 DOWNLOADER = "crawler.downloader.SlotLimitedDownloader"
 DOWNLOADER_MIDDLEWARES = {
@@ -70,6 +70,7 @@ EXTENSIONS = {
     "scrapy.extensions.logstats.LogStats": None,
     "extensions.run_lock.RunLock": 50,
     "extensions.accounting.ProductAccounting": 100,
+    "extensions.backpressure.Backpressure": 150,
     "extensions.progress.ProgressReporter": 200,
     "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.outcome.CrawlOutcome": 850,

@@ -1,4 +1,4 @@
-"""Adaptive per-domain concurrency (sense → judge → act) and list-stage backpressure.
+"""Adaptive per-domain concurrency and pace (sense → judge → act).
 
 Sense: every response or download error of a domain (download slot) is
 recorded by its :class:`~crawler.adaptive.DomainSensor` (latency, and
@@ -21,16 +21,19 @@ domain still overloaded at its minimum concurrency gets a growing delay
 (up to ``ADAPTIVE_DELAY_MAX``), shrinking back to ``ADAPTIVE_DELAY_MIN``
 once it recovers.
 
-Backpressure: list pages (the stage that creates work) wait in the
-scheduler while more than ``BACKPRESSURE_DETAIL_HIGH_WATER`` product
-requests are pending — a quarter of that while memory is high — so memory
-stays bounded on a catalogue of any size.  Detail requests also have the
-higher priority (``TwoStageSpider``).
+Pace: a 429, or any error response with ``Retry-After``, means "slow down"
+(:mod:`crawler.pace`): it never lowers the concurrency limit, it pauses the
+domain for the ``Retry-After`` (its requests wait in the scheduler's line
+``pause:<domain>``: this middleware is a scheduler gate, order 200) and sets
+the domain's pace just under the rate the site accepted, probed upward
+again every few seconds.  The slot's delay is the larger of the pace's
+interval and the AIMD delay.
 
 Stats: ``adaptive/concurrency/<domain>``, ``adaptive/delay/<domain>``,
-``adaptive/decisions/<action>``, ``adaptive/stale_overloads`` (429/503s of
+``adaptive/decisions/<action>``, ``adaptive/stale_overloads`` (503s of
 requests already in flight at the last decrease: not judged again),
-``backpressure/parked``.  Decisions are
+``pace/rate/<domain>`` (requests/s, 0 unpaced), ``pace/cuts``,
+``pace/stale_slow_downs``, ``pace/pauses``.  Decisions are
 logged at DEBUG.
 """
 
@@ -58,27 +61,32 @@ from crawler.adaptive import (
     SystemSample,
     SystemStatus,
 )
+from crawler.backoff import parse_retry_after
 from crawler.errors import ConfigError
 from crawler.middlewares.retry import build_classifier
-from crawler.scheduler import NOT_BEFORE
+from crawler.pace import Pace, PaceConfig, says_slow_down
+from crawler.scheduler import Hold, require_gated_scheduler
 
 logger = logging.getLogger(__name__)
 
-OVERLOAD_STATUSES = frozenset({429, 503})
+OVERLOAD_STATUSES = frozenset({503})
 #: The delay grows only when the overload share is this many times the judge's threshold
 #: (a few random 503s at the minimum concurrency are not a reason to crawl slower still).
 DELAY_OVERLOAD_FACTOR = 4
-#: Seconds a list page waits before checking the backpressure again.
-BACKPRESSURE_RECHECK = 0.5
+#: Order of the pause among the scheduler's gates.
+GATE_ORDER = 200
 
 
 class Domain:
     """The controller state of one download slot."""
 
-    def __init__(self, key: str, bounds: Bounds, config: AimdConfig, delay: float, now: float) -> None:
+    def __init__(
+        self, key: str, bounds: Bounds, config: AimdConfig, pace: PaceConfig, delay: float, now: float
+    ) -> None:
         self.key = key
         self.sensor = DomainSensor(bounds.start, start=now)
         self.judge = Judge(config)
+        self.pace = Pace(pace)
         self.delay = delay
         self.last = now
         #: Requests in flight when the limit was last decreased: their overloads are stale.
@@ -86,7 +94,7 @@ class Domain:
 
 
 class AdaptiveConcurrencyMiddleware:
-    """Downloader middleware: per-domain AIMD concurrency and list-stage backpressure."""
+    """Downloader middleware and scheduler gate: per-domain AIMD concurrency, pace and pauses."""
 
     def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
@@ -99,6 +107,8 @@ class AdaptiveConcurrencyMiddleware:
             low = min(int(get("ADAPTIVE_CONCURRENCY_MIN")), high)
             self.bounds = Bounds(low, min(max(int(get("ADAPTIVE_CONCURRENCY_START")), low), high), high)
             self.aimd = AimdConfig(**(s.getdict("ADAPTIVE_AIMD") or {}))
+            retry_after_max = float(get("RETRY_AFTER_MAX"))
+            self.pace_config = PaceConfig(**{"retry_after_max": retry_after_max, **(s.getdict("ADAPTIVE_PACE") or {})})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"adaptive concurrency settings: {exc}") from None
         self.delay_min = max(float(get("ADAPTIVE_DELAY_MIN")), s.getfloat("DOWNLOAD_DELAY"))
@@ -110,7 +120,7 @@ class AdaptiveConcurrencyMiddleware:
             rss_max_bytes=int(memory_mb * 2**20) if memory_mb > 0 else None,
             lag_max=float(get("ADAPTIVE_LAG_MAX")),
         )
-        self.high_water = int(get("BACKPRESSURE_DETAIL_HIGH_WATER"))
+        require_gated_scheduler(s, "ADAPTIVE_ENABLED")
         self.crawler = crawler
         self.stats = crawler.stats
         self.classifier = build_classifier(s)
@@ -131,6 +141,7 @@ class AdaptiveConcurrencyMiddleware:
 
     # -- signals -----------------------------------------------------------------
     def spider_opened(self, spider: Spider) -> None:
+        self.crawler.engine.scheduler.add_gate(self, GATE_ORDER)
         self._loop = LoopingCall(self.tick)
         self._tick_expected = self.clock() + self.interval  # the first tick is one interval away
         self._loop.start(self.interval, now=False)
@@ -139,13 +150,19 @@ class AdaptiveConcurrencyMiddleware:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
+    # -- scheduler gate ------------------------------------------------------------------
+    def hold(self, request: Request, now: float) -> Hold | None:
+        """A domain paused by Retry-After: its requests wait in the scheduler until then."""
+        domain = self.domains.get(self.crawler.engine.downloader.get_slot_key(request))
+        if domain is not None and domain.pace.paused(now):
+            return Hold(f"pause:{domain.key}", domain.pace.paused_until)
+        return None
+
+    def admitted(self, request: Request) -> None:
+        return None
+
     # -- downloader middleware -----------------------------------------------------
-    def process_request(self, request: Request) -> Request | None:
-        if request.meta.get("stage") == "list" and self._detail_backlog() > self._high_water():
-            parked = request.replace(dont_filter=True)
-            parked.meta[NOT_BEFORE] = time.time() + BACKPRESSURE_RECHECK
-            self.stats.inc_value("backpressure/parked")
-            return parked
+    def process_request(self, request: Request) -> None:
         self._apply(request)
         return None
 
@@ -162,11 +179,31 @@ class AdaptiveConcurrencyMiddleware:
         if slot is not None:
             if slot.concurrency != domain.sensor.limit:
                 slot.concurrency = domain.sensor.limit
-            if slot.delay != domain.delay:
-                slot.delay = domain.delay
+            delay = max(domain.delay, domain.pace.interval)
+            if slot.delay != delay:
+                slot.delay = delay
 
     def process_response(self, request: Request, response: Response) -> Response:
         status = response.status
+        retry_after = response.headers.get(b"Retry-After")
+        key, _ = self._slot(request)
+        domain = self._domain(key)
+        now = time.time()
+        if says_slow_down(status, retry_after is not None):
+            sent_at = now - float(request.meta.get("download_latency") or 0.0)
+            pause = parse_retry_after(retry_after, now)
+            was_paused = domain.pace.paused(now)
+            if domain.pace.record_slow_down(now, sent_at, pause):
+                self.stats.inc_value("pace/cuts")
+            else:
+                self.stats.inc_value("pace/stale_slow_downs")
+            if domain.pace.paused(now) and not was_paused:
+                self.stats.inc_value("pace/pauses")
+            if domain.pace.paused(now):
+                self._pause_downloader(key, domain.pace.paused_until - now)
+            self._show_pace(domain)
+            return response  # not an outcome for the concurrency limit
+        domain.pace.record_ok(now)
         if status in OVERLOAD_STATUSES:
             outcome = "overload"
         else:
@@ -184,12 +221,17 @@ class AdaptiveConcurrencyMiddleware:
 
     # -- sensing / judging / acting -------------------------------------------------
     def tick(self) -> None:
-        """Every interval: sample the process, then judge every domain that is ready."""
+        """Every interval: sample the process, probe the paces, judge every domain that is ready."""
         now = self.clock()
         lag = max(0.0, now - self._tick_expected) if self._tick_expected is not None else 0.0
         self._tick_expected = now + self.interval
         self.system.add(SystemSample(self._cpu_fraction(now), self._process.memory_info().rss, lag))
+        wall = time.time()
         for domain in self.domains.values():
+            rate = domain.pace.rate
+            domain.pace.tick(wall)
+            if domain.pace.rate != rate:
+                self._show_pace(domain)
             slot = self._downloader_slot(domain.key)
             domain.sensor.observe_in_flight(len(slot.transferring) if slot is not None else 0)
             if domain.judge.ready(domain.sensor):
@@ -235,13 +277,27 @@ class AdaptiveConcurrencyMiddleware:
             logger.debug("adaptive %s: %s (delay %.2fs)", domain.key, decision.reason, domain.delay)
             slot = self._downloader_slot(domain.key)
             if slot is not None:
-                slot.concurrency, slot.delay = domain.sensor.limit, domain.delay
+                slot.concurrency, slot.delay = domain.sensor.limit, max(domain.delay, domain.pace.interval)
+
+    def _pause_downloader(self, key: str, seconds: float) -> None:
+        """Requests already in the slot's queue wait too (our downloader's public ``pause_slot``)."""
+        pause_slot = getattr(self.crawler.engine.downloader, "pause_slot", None)
+        if pause_slot is not None:
+            pause_slot(key, seconds)
+
+    def _show_pace(self, domain: Domain) -> None:
+        self.stats.set_value(f"pace/rate/{domain.key}", round(domain.pace.rate or 0.0, 2))
+        slot = self._downloader_slot(domain.key)
+        if slot is not None:
+            slot.delay = max(domain.delay, domain.pace.interval)
 
     # -- helpers -------------------------------------------------------------------------
     def _domain(self, key: str) -> Domain:
         domain = self.domains.get(key)
         if domain is None:
-            domain = self.domains[key] = Domain(key, self.bounds, self.aimd, self.delay_min, self.clock())
+            domain = self.domains[key] = Domain(
+                key, self.bounds, self.aimd, self.pace_config, self.delay_min, self.clock()
+            )
             self.stats.set_value(f"adaptive/concurrency/{key}", domain.sensor.limit)
         return domain
 
@@ -260,12 +316,3 @@ class AdaptiveConcurrencyMiddleware:
         if last is None or now <= last[0]:
             return 0.0
         return (used - last[1]) / (now - last[0])
-
-    def _detail_backlog(self) -> int:
-        from extensions.accounting import ProductAccounting
-
-        accounting = self.crawler.get_extension(ProductAccounting)
-        return accounting.outstanding() if accounting is not None else 0
-
-    def _high_water(self) -> int:
-        return self.high_water // 4 if self.system.verdict.memory_high else self.high_water

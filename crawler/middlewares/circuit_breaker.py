@@ -1,22 +1,29 @@
-"""Per-domain circuit breakers: park a failing domain's requests, give up on a dead one.
+"""Per-domain circuit breakers: hold a failing domain's requests, give up on a dead one.
 
 One :class:`~crawler.circuit_breaker.CircuitBreaker` per download slot (the
-domain, or ``meta["download_slot"]``).  Transient failures (as classified by
-the retry middleware's classifier) count against it; any other answer of the
-server counts as health.  While a domain's breaker is open its requests are
-**parked**: sent back to the scheduler with ``meta["not_before"]`` set to the
-end of the cooldown, not dropped and not charged a retry, holding no slot
-(:class:`~crawler.scheduler.DelayedScheduler`), while other domains run at
-full speed.  Half-open, a few probes go through; their outcome closes or
-re-opens it.  Once the breaker gives up (``max_trips`` trips or
-``max_open_seconds`` open in total) that domain's parked and new requests go
-to the dead-letter queue with reason ``circuit_open``.
+domain, or ``meta["download_slot"]``).  What counts against it is a host
+that is *down*: transient failures (as classified by the retry middleware's
+classifier: refused or reset connections, timeouts, 5xx).  A 429, or any
+response with ``Retry-After``, means "slow down", not "down": the server
+answered, so it counts as health (the adaptive controller paces the domain).
+
+The breaker is a scheduler gate (:class:`~crawler.scheduler.GatedScheduler`,
+order 300): while a domain's breaker is open its requests wait in the
+scheduler's line ``breaker:<domain>`` until the cooldown ends, holding no
+slot and charged no retry, while other domains run at full speed.
+Half-open, the scheduler hands out ``half_open_probes`` requests (the probe
+is reserved when the request is handed out, so nothing parks it) and holds
+the rest until the probes' outcome closes or re-opens the breaker.  Once the
+breaker gives up (``max_trips`` trips or ``max_open_seconds`` open in total)
+that domain's requests go to the dead-letter queue with reason
+``circuit_open``.  Requests that do not come through the scheduler
+(``engine.download()``, e.g. robots.txt) are neither held nor counted.
 
 Order 560: after the retry middleware (550) on the way in, before it on the
 way out, so it sees every raw outcome.  Settings: ``CIRCUIT_BREAKER_ENABLED``,
-``CIRCUIT_BREAKER`` (fields of :class:`~crawler.circuit_breaker.BreakerConfig`),
-``CIRCUIT_BREAKER_RECHECK``.  Stats: ``breaker/trips``, ``breaker/parked``,
-``breaker/gave_up``, ``breaker/state/<domain>``.
+``CIRCUIT_BREAKER`` (fields of :class:`~crawler.circuit_breaker.BreakerConfig`).
+Stats: ``breaker/trips``, ``breaker/gave_up``, ``breaker/state/<domain>``,
+``scheduler/held/breaker``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import random
 import time
 from typing import Self
 
-from scrapy import Request
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
@@ -37,13 +44,16 @@ from crawler.errors import ConfigError
 from crawler.failures import TRANSIENT, Failure
 from crawler.middlewares import give_up
 from crawler.middlewares.retry import build_classifier
-from crawler.scheduler import NOT_BEFORE
+from crawler.pace import says_slow_down
+from crawler.scheduler import Hold, require_gated_scheduler
 
 logger = logging.getLogger(__name__)
 
 #: ``request.meta`` key set on requests a breaker let through (to report their outcome once).
 ALLOWED = "_breaker_allowed"
 CIRCUIT_OPEN = Failure(TRANSIENT, "circuit_open")
+#: Order of the breaker among the scheduler's gates.
+GATE_ORDER = 300
 
 
 class CircuitBreakerMiddleware:
@@ -57,45 +67,57 @@ class CircuitBreakerMiddleware:
             config = BreakerConfig(**(settings.getdict("CIRCUIT_BREAKER") or {}))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"CIRCUIT_BREAKER: {exc}") from None
+        require_gated_scheduler(settings, "CIRCUIT_BREAKER_ENABLED")
         self.crawler = crawler
         self.stats = crawler.stats
         self.classifier = build_classifier(settings)
-        self.recheck = float(defaults.get(settings, "CIRCUIT_BREAKER_RECHECK"))
         self.clock = time.monotonic
         self.rng = random.Random()
         self.breakers = BreakerRegistry(config, self.clock, self.rng, on_transition=self._transition)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(crawler)
+        mw = cls(crawler)
+        crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
+        return mw
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.crawler.engine.scheduler.add_gate(self, GATE_ORDER)
 
     def breaker_for(self, request: Request) -> CircuitBreaker:
         return self.breakers.get(self.crawler.engine.downloader.get_slot_key(request))
 
-    def process_request(self, request: Request) -> Request | None:
+    # -- scheduler gate ------------------------------------------------------------------
+    def hold(self, request: Request, now: float) -> Hold | None:
+        """Open: wait until the cooldown ends; half-open with its probes out: wait for their outcome."""
+        breaker = self.breaker_for(request)
+        if breaker.gave_up or breaker.would_allow():
+            return None  # a domain given up on: process_request dead-letters the request
+        retry_at = breaker.retry_at()
+        until = None if retry_at is None else now + max(0.0, retry_at - self.clock())
+        return Hold(f"breaker:{breaker.key}", until)
+
+    def admitted(self, request: Request) -> None:
+        breaker = self.breaker_for(request)
+        if not breaker.gave_up and breaker.allow():
+            request.meta[ALLOWED] = True
+
+    # -- downloader middleware -------------------------------------------------------------
+    def process_request(self, request: Request) -> None:
         breaker = self.breaker_for(request)
         if breaker.gave_up:
+            request.meta.pop(ALLOWED, None)
             self.stats.inc_value("breaker/gave_up")
             give_up(self.crawler, request, CIRCUIT_OPEN, attempts=int(request.meta.get("retry_times", 0)))
             raise IgnoreRequest(f"circuit open for {breaker.key}: gave up after {breaker.trips} trips")
-        if breaker.allow():
-            request.meta[ALLOWED] = True
-            return None
-        # Park: back to the scheduler until the cooldown ends (no slot held, no retry charged).
-        retry_at = breaker.retry_at()
-        wait = (retry_at - self.clock()) if retry_at is not None else 0.0
-        wait += self.recheck * (0.5 + self.rng.random())  # spread the parked requests out
-        parked = request.replace(dont_filter=True)
-        parked.meta[NOT_BEFORE] = time.time() + wait
-        parked.meta.pop(ALLOWED, None)
-        self.stats.inc_value("breaker/parked")
-        return parked
+        return None
 
     def process_response(self, request: Request, response: Response) -> Response:
         if request.meta.pop(ALLOWED, False):
             breaker = self.breaker_for(request)
             failure = self.classifier.classify_status(response.status)
-            if failure is not None and failure.transient:
+            slow_down = says_slow_down(response.status, b"Retry-After" in response.headers)
+            if failure is not None and failure.transient and not slow_down:
                 breaker.record_failure()
             else:
                 breaker.record_success()
