@@ -162,9 +162,9 @@ PROGRESS_ENABLED = True
 #: Seconds between progress estimates (the ``progress/*`` and ``stages/*`` stats); 0: only
 #: at each progress line and at close.  The line itself comes every ``LOGSTATS_INTERVAL``.
 PROGRESS_INTERVAL = 1.0
-#: Half-life (seconds) of the completion rates the ETA divides by: shorter follows a
-#: rate change faster, longer is steadier.
-PROGRESS_HALF_LIFE = 10.0
+#: Seconds of the recent window the ETA's rate is measured over; while the rate stays
+#: within 10% of it, the window stretches back up to 60 s (crawler/eta.py).
+PROGRESS_RATE_WINDOW = 3.0
 
 # --- live stats dump (extensions/stats_dump.py) -------------------------------
 #: Rewrite the JSON stats dump (atomically) this often during the crawl (seconds); 0: only at close.

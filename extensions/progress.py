@@ -9,6 +9,13 @@
 * ``detail_pending``: products still scheduled or in flight (the accounting
   extension's ``outstanding()``);
 * ``list_done`` / ``list_pending``: this extension's own list-stage counters;
+* ``detail_fetched`` / ``detail_fetch_pending``: its detail-stage counters
+  (downloads ended / scheduled or downloading), which the rate is measured
+  on (products committed arrive in store batches);
+* ``in_flight``: requests transferring in the downloader's slots now, and
+  ``latency``: the mean download latency of the last
+  :data:`RECENT_LATENCIES` responses (for the rate *now*, by Little's law,
+  while the rate changes: see :mod:`crawler.eta`);
 * ``products_discovered``, ``expected_products``, ``expected_list_pages``:
   from the stats (``products/discovered``, ``catalog/expected_products``,
   ``catalog/expected_list_pages``);
@@ -42,7 +49,9 @@ logged, and a last one when the spider closes::
 
 (one line in the log).  Like ``LogStats`` it sets ``responses_per_minute``
 and ``items_per_minute`` at close.  Settings: ``PROGRESS_ENABLED``,
-``PROGRESS_INTERVAL``, ``PROGRESS_HALF_LIFE``, ``LOGSTATS_INTERVAL``.
+``PROGRESS_INTERVAL``, ``PROGRESS_RATE_WINDOW``, ``LOGSTATS_INTERVAL``
+(``PROGRESS_HALF_LIFE``, the half-life of the old decayed rate, is no longer
+used: a warning says so if it is set).
 """
 
 from __future__ import annotations
@@ -65,13 +74,15 @@ from scrapy.utils.asyncio import create_looping_call
 from crawler import defaults
 from crawler import signals as crawler_signals
 from crawler.errors import ConfigError
-from crawler.eta import Estimate, EtaEstimator, Progress
+from crawler.eta import HORIZON, Estimate, EtaEstimator, Progress
 from extensions.accounting import ProductAccounting
 
 logger = logging.getLogger(__name__)
 
 #: Latencies kept per stage for ``mean_seconds`` and ``p95_seconds`` (the most recent ones).
 RESERVOIR_SIZE = 10_000
+#: Responses (any stage) whose mean latency is the ``latency`` of a snapshot.
+RECENT_LATENCIES = 100
 #: ``request.meta`` keys: the crawl's token once the request is counted as started / finished.
 #: (A leading ``_``: the dead-letter queue does not store them.)
 STARTED = "_progress_started"
@@ -208,13 +219,14 @@ class StageCounters:
 class ProgressReporter:
     """Progress, ETA and per-stage stats every ``PROGRESS_INTERVAL``; a progress line every ``LOGSTATS_INTERVAL``."""
 
-    def __init__(self, crawler: Crawler, interval: float, log_interval: float, half_life: float) -> None:
+    def __init__(self, crawler: Crawler, interval: float, log_interval: float, window: float) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.interval = interval
         self.log_interval = log_interval
-        self.estimator = EtaEstimator(half_life)
+        self.estimator = EtaEstimator(window)
         self.stages: dict[str, StageCounters] = {}
+        self.recent_latencies: deque[float] = deque(maxlen=RECENT_LATENCIES)
         self.clock: Callable[[], float] = time.monotonic
         self.token = uuid.uuid4().hex[:12]  # marks the requests of this crawl
         self.estimate: Estimate | None = None
@@ -230,16 +242,18 @@ class ProgressReporter:
             raise NotConfigured
         try:
             interval = float(defaults.get(settings, "PROGRESS_INTERVAL"))
-            half_life = float(defaults.get(settings, "PROGRESS_HALF_LIFE"))
+            window = float(defaults.get(settings, "PROGRESS_RATE_WINDOW"))
             log_interval = settings.getfloat("LOGSTATS_INTERVAL")
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"progress settings: {exc}") from None
-        if interval < 0 or log_interval < 0 or not half_life > 0:
+        if interval < 0 or log_interval < 0 or not 0 < window <= HORIZON:
             raise ConfigError(
                 "progress settings: PROGRESS_INTERVAL and LOGSTATS_INTERVAL must be >= 0 (0: off), "
-                f"PROGRESS_HALF_LIFE > 0 (got {interval!r}, {log_interval!r}, {half_life!r})"
+                f"PROGRESS_RATE_WINDOW in (0, {HORIZON:g}] (got {interval!r}, {log_interval!r}, {window!r})"
             )
-        ext = cls(crawler, interval, log_interval, half_life)
+        if settings.get("PROGRESS_HALF_LIFE") is not None:
+            logger.warning("PROGRESS_HALF_LIFE is no longer used: the ETA's rate window is PROGRESS_RATE_WINDOW")
+        ext = cls(crawler, interval, log_interval, window)
         connect = crawler.signals.connect
         connect(ext.spider_opened, signal=signals.spider_opened)
         connect(ext.spider_closed, signal=signals.spider_closed)
@@ -291,6 +305,7 @@ class ProgressReporter:
         latency = request.meta.get("download_latency")
         if isinstance(latency, (int, float)) and not isinstance(latency, bool) and math.isfinite(latency):
             self._stage(stage).latencies.add(max(0.0, float(latency)))
+            self.recent_latencies.append(max(0.0, float(latency)))
         self._finish(request)
 
     def request_dead_lettered(self, request: Request, **kwargs: Any) -> None:
@@ -304,6 +319,7 @@ class ProgressReporter:
         """The :class:`Progress` of the crawl now (``finished``: nothing is pending)."""
         stats = self.stats
         lists = self.stages.get("list") or StageCounters()
+        fetches = self.stages.get("detail") or StageCounters()
         accounting = self._accounting
         if accounting is not None:
             detail_done = accounting.ended(DONE_TERMS)
@@ -322,6 +338,10 @@ class ProgressReporter:
             products_discovered=discovered,
             expected_products=_int_or_none(stats.get_value("catalog/expected_products")),
             expected_list_pages=_int_or_none(stats.get_value("catalog/expected_list_pages")),
+            detail_fetched=fetches.finished,
+            detail_fetch_pending=0 if finished else fetches.pending,
+            in_flight=self._in_flight(),
+            latency=math.fsum(self.recent_latencies) / len(self.recent_latencies) if self.recent_latencies else None,
         )
 
     def update(self, finished: bool = False) -> Estimate:
@@ -386,6 +406,14 @@ class ProgressReporter:
             return self._accounting.ended(DONE_TERMS)
         details = self.stages.get("detail")
         return details.finished if details else 0
+
+    def _in_flight(self) -> int | None:
+        """Requests transferring in the downloader's slots now (None without an engine)."""
+        try:
+            slots = self.crawler.engine.downloader.slots  # type: ignore[union-attr]
+            return sum(len(slot.transferring) for slot in slots.values())
+        except AttributeError:
+            return None
 
     def _stage(self, stage: str) -> StageCounters:
         counters = self.stages.get(stage)

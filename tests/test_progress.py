@@ -243,16 +243,50 @@ def test_snapshot_uses_the_accounting_and_publishes_the_estimate():
     assert stats["progress/eta_seconds"] is None  # one snapshot: no rate yet
     assert stats["progress/basis"] == "total_count" and stats["progress/expected_total"] == 120
     ext.now[0] += 2.0  # type: ignore[attr-defined]
-    accounting.counts.update(saved=22)  # 20 more done in 2 s: 10/s
+    # 20 product pages downloaded in 2 s (10/s), 9 more scheduled; 22 products committed by now
+    products = [request(f"http://a.example/p/{n}", "detail") for n in range(29)]
+    for product in products:
+        ext.request_scheduled(product, None)  # type: ignore[arg-type]
+    for product in products[:20]:
+        respond(ext, product, 0.1)
+    accounting.counts.update(saved=22)
     accounting.pending = {n: f"u{n}" for n in range(9)}
     ext.update()
-    # remaining: 9 pending + 108 undiscovered products + 9 list pages, at 10 requests/s
+    # remaining downloads: 9 products + 108 undiscovered + 9 list pages, at 10 requests/s
+    # (measured on downloads, not on commits: 22 committed would read 9.5/s)
     assert stats["progress/eta_seconds"] == pytest.approx((9 + 108 + 9) / 10, abs=0.1)
-    assert stats["progress/detail_rate"] == pytest.approx(10.0)
+    assert stats["progress/detail_rate"] == 0.0  # its meter starts at the first product download
+    ext.now[0] += 1.0  # type: ignore[attr-defined]
+    for product in products[20:25]:
+        respond(ext, product, 0.1)
+    ext.update()
+    assert stats["progress/detail_rate"] == pytest.approx(5.0)
     assert stats["progress/updated_at"] is not None
 
     ext.update(finished=True)  # a finished crawl: nothing pending whatever the counters say
     assert stats["progress/fraction"] == 1.0 and stats["progress/eta_seconds"] == 0.0
+
+
+def test_snapshot_in_flight_and_recent_latency():
+    ext = reporter(None)
+    assert ext.snapshot(ext.clock()).in_flight is None  # no engine (the fakes)
+    assert ext.snapshot(ext.clock()).latency is None  # no response yet
+    slots = {"a": SimpleNamespace(transferring={1, 2, 3}), "b": SimpleNamespace(transferring={4})}
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(slots=slots))  # type: ignore[attr-defined]
+    pages = [request(f"http://a.example/list/{n}", "list") for n in range(150)]
+    for n, page in enumerate(pages):
+        ext.request_scheduled(page, None)  # type: ignore[arg-type]
+        respond(ext, page, 1.0 if n < 50 else 0.2)  # only the last RECENT_LATENCIES count
+    snapshot = ext.snapshot(ext.clock())
+    assert snapshot.in_flight == 4
+    assert snapshot.latency == pytest.approx(0.2)
+    assert ext.stats.values.get("stages/list/mean_seconds") is None  # published by update() only
+
+
+def test_the_old_half_life_setting_is_reported_unused(caplog):
+    with caplog.at_level("WARNING", logger="extensions.progress"):
+        reporter(None, PROGRESS_HALF_LIFE=5)
+    assert "PROGRESS_HALF_LIFE is no longer used" in caplog.text
 
 
 def test_without_accounting_the_detail_stage_counters_stand_in():
@@ -267,7 +301,13 @@ def test_without_accounting_the_detail_stage_counters_stand_in():
 
 @pytest.mark.parametrize(
     "settings",
-    [{"PROGRESS_INTERVAL": -1}, {"PROGRESS_INTERVAL": "soon"}, {"PROGRESS_HALF_LIFE": 0}, {"LOGSTATS_INTERVAL": -5}],
+    [
+        {"PROGRESS_INTERVAL": -1},
+        {"PROGRESS_INTERVAL": "soon"},
+        {"PROGRESS_RATE_WINDOW": 0},
+        {"PROGRESS_RATE_WINDOW": 61},
+        {"LOGSTATS_INTERVAL": -5},
+    ],
 )
 def test_bad_settings_are_one_line_config_errors(settings):
     with pytest.raises(ConfigError, match="progress settings"):
