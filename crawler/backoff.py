@@ -1,8 +1,9 @@
 """Retry policy as an immutable value, and Retry-After parsing.
 
 Pure, no Scrapy or Twisted import; randomness is injected (``random.Random``)
-so delays are reproducible in tests. Modelled on ``urllib3.util.retry.Retry``:
-a policy is a frozen value, per-request overrides make a new one (:meth:`RetryPolicy.with_`).
+and times are explicit arguments, so delays and budgets are reproducible in
+tests. Modelled on ``urllib3.util.retry.Retry``: a policy is a frozen value,
+per-request overrides make a new one (:meth:`RetryPolicy.with_`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from typing import Any
 
 BACKOFFS = ("fixed", "linear", "exponential")
 JITTERS = ("full", "equal", "none")
+#: The budget that ran out (:meth:`RetryPolicy.exhausted`): the number of retries ...
+BUDGET_COUNT = "count"
+#: ... or the time since the first failed attempt.
+BUDGET_TIME = "time"
 
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
@@ -55,7 +60,13 @@ def _require_number(name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times to retry, and how long to wait before each retry.
+    """How long to keep retrying, and how long to wait before each retry.
+
+    Two budgets, each optional, and a retry needs both: ``max_retries``
+    (retries after the first attempt; None: no count limit) and
+    ``max_elapsed`` (seconds since the first failed attempt; None: no time
+    limit).  At least one must be set; when both are, whichever runs out
+    first ends the retries (:meth:`exhausted`).
 
     ``backoff``: ``fixed`` (base), ``linear`` (base*attempt) or ``exponential``
     (base*2**(attempt-1)), capped at ``cap`` seconds, then ``jitter``: ``full``
@@ -63,22 +74,31 @@ class RetryPolicy:
     Retry-After is honoured up to ``retry_after_max`` seconds.
     """
 
-    max_retries: int = 5
+    max_retries: int | None = 5
     backoff: str = "exponential"
     base: float = 1.0
     cap: float = 60.0
     jitter: str = "full"
     retry_after_max: float = 300.0
+    max_elapsed: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"retry policy: max_retries must be an int >= 0, got {self.max_retries!r}")
+        retries = self.max_retries
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+            raise ValueError(f"retry policy: max_retries must be an int >= 0 or None, got {retries!r}")
         if self.backoff not in BACKOFFS:
             raise ValueError(f"retry policy: backoff must be one of {', '.join(BACKOFFS)}, got {self.backoff!r}")
         if self.jitter not in JITTERS:
             raise ValueError(f"retry policy: jitter must be one of {', '.join(JITTERS)}, got {self.jitter!r}")
         for name in ("base", "cap", "retry_after_max"):
             _require_number(name, getattr(self, name))
+        elapsed = self.max_elapsed
+        if elapsed is not None:
+            _require_number("max_elapsed", elapsed)
+            if elapsed == 0 or elapsed == float("inf"):
+                raise ValueError(f"retry policy: max_elapsed must be > 0 and finite, or None, got {elapsed!r}")
+        if retries is None and elapsed is None:
+            raise ValueError("retry policy: max_retries and max_elapsed are both None (retries without end)")
 
     def backoff_delay(self, attempt: int, rng: random.Random) -> float:
         """Delay before retry number ``attempt`` (1 = the first retry), capped, then jittered."""
@@ -97,16 +117,46 @@ class RetryPolicy:
             return raw / 2 + rng.uniform(0.0, raw / 2)
         return raw
 
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """The backoff delay, but at least ``min(retry_after, retry_after_max)`` when the server sent one."""
+    def delay(
+        self, attempt: int, rng: random.Random, retry_after: float | None = None, *, remaining: float | None = None
+    ) -> float:
+        """The delay before retry ``attempt``.
+
+        The backoff delay, shortened to ``remaining`` (seconds left of the
+        time budget, :meth:`remaining`) so the retry is sent before the
+        budget runs out; then at least ``min(retry_after, retry_after_max)``
+        when the server sent a Retry-After (politeness wins over the budget:
+        such a retry may come after it, and if it fails it is the last).
+        """
         delay = self.backoff_delay(attempt, rng)
+        if remaining is not None:
+            delay = min(delay, max(0.0, remaining))
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry_after_max))
         return delay
 
-    def can_retry(self, retries_done: int) -> bool:
-        """True if another retry is allowed after ``retries_done`` retries."""
-        return retries_done < self.max_retries
+    def exhausted(self, retries_done: int, elapsed: float = 0.0) -> str | None:
+        """The budget that has run out after ``retries_done`` retries, ``elapsed`` seconds after the first failure.
+
+        :data:`BUDGET_COUNT`, :data:`BUDGET_TIME` (the count is checked
+        first), or None while another retry is allowed.  A failure exactly at
+        ``max_elapsed`` is past the budget.
+        """
+        if self.max_retries is not None and retries_done >= self.max_retries:
+            return BUDGET_COUNT
+        if self.max_elapsed is not None and elapsed >= self.max_elapsed:
+            return BUDGET_TIME
+        return None
+
+    def can_retry(self, retries_done: int, elapsed: float = 0.0) -> bool:
+        """True if another retry is allowed after ``retries_done`` retries, ``elapsed`` s after the first failure."""
+        return self.exhausted(retries_done, elapsed) is None
+
+    def remaining(self, elapsed: float) -> float | None:
+        """Seconds left of the time budget ``elapsed`` seconds after the first failure (>= 0), None without one."""
+        if self.max_elapsed is None:
+            return None
+        return max(0.0, self.max_elapsed - elapsed)
 
     def with_(self, **changes: Any) -> RetryPolicy:
         """A copy with some fields changed (validated), e.g. ``policy.with_(max_retries=1)``."""

@@ -84,7 +84,12 @@ RETRY_BACKOFF_MAX = 30.0
 RETRY_JITTER = "full"
 #: A server's Retry-After is honoured up to this many seconds.
 RETRY_AFTER_MAX = 120.0
-#: Per-stage overrides of the retry policy, e.g. {"list": {"max_retries": 10}}.
+#: Time budget: a transient failure is retried until this many seconds have passed since the
+#: request's first failed attempt; then it is dead-lettered.  RETRY_TIMES (or meta
+#: max_retry_times, a stage's max_retries) set explicitly also applies: whichever runs out
+#: first.  0: no time budget (RETRY_TIMES alone, as in Scrapy).
+RETRY_MAX_ELAPSED = 300.0
+#: Per-stage overrides of the retry policy, e.g. {"list": {"max_retries": 10, "max_elapsed": 600}}.
 RETRY_POLICIES: dict = {}
 #: Extra failure classification rules: {"pkg.module.ErrorClass": ["transient", "reason"]}.
 FAILURE_EXCEPTIONS: dict = {}

@@ -32,11 +32,23 @@ class DeadLetters:
         self.seen.append((request.url, kwargs["failure_class"], kwargs["reason"], kwargs["attempts"]))
 
 
-def make(settings: dict | None = None):
+class Clock:
+    """A fake ``time.time``: the tests move it."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(settings: dict | None = None, clock: Clock | None = None):
     crawler = get_crawler(Spider, {**BASE, **(settings or {})})
     crawler.spider = Spider("test")
     crawler.stats.open_spider()
     mw = RetryMiddleware.from_crawler(crawler)
+    if clock is not None:
+        mw.clock = clock
     return crawler, mw, DeadLetters(crawler)
 
 
@@ -44,15 +56,22 @@ def response(request: Request, status: int, headers: dict | None = None) -> Resp
     return Response(request.url, status=status, headers=headers or {}, request=request)
 
 
-def retries(mw, request, status=503):
-    """Fail ``request`` with ``status`` until the middleware gives up; return the number of retries."""
+def retries(mw, request, status=503, download=0.1):
+    """Fail ``request`` with ``status`` until the middleware gives up; return the number of retries.
+
+    With a fake clock (``mw.clock``), time moves as in a crawl: each retry is
+    sent when due (``not_before``) and fails ``download`` seconds later.
+    """
     n = 0
     while True:
         result = mw.process_response(request, response(request, status))
         if isinstance(result, Response):
             return n
         n += 1
+        assert n < 10_000, "never gives up"
         request = result
+        if isinstance(mw.clock, Clock):
+            mw.clock.now = max(mw.clock.now, request.meta[NOT_BEFORE]) + download
 
 
 def test_transient_status_is_retried_later_not_now():
@@ -108,10 +127,10 @@ def test_priority_adjust(settings, meta, expected):
 
 
 def test_retry_http_codes_replaces_the_transient_statuses():
-    _, mw, dead = make({"RETRY_HTTP_CODES": [502]})
+    _, mw, dead = make({"RETRY_HTTP_CODES": [502], "RETRY_TIMES": 2})
     assert retries(mw, Request("http://shop.test/a"), status=503) == 0
     assert dead.seen == [("http://shop.test/a", "permanent", "http_503", 1)]
-    assert retries(mw, Request("http://shop.test/b"), status=502) == 2  # Scrapy's default RETRY_TIMES
+    assert retries(mw, Request("http://shop.test/b"), status=502) == 2
 
 
 def test_permanent_status_is_never_retried():
