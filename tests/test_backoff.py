@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from crawler.backoff import RetryPolicy, parse_retry_after, policy_from_mapping
+from crawler.backoff import BUDGET_COUNT, BUDGET_TIME, RetryPolicy, parse_retry_after, policy_from_mapping
 
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
 DATE_TS = float(calendar.timegm((2015, 10, 21, 7, 28, 0)))
@@ -233,3 +233,92 @@ def test_policy_from_mapping_unknown_key():
 def test_policy_from_mapping_validates_values():
     with pytest.raises(ValueError, match="jitter"):
         policy_from_mapping({"jitter": "lots"}, RetryPolicy())
+
+
+# -- budgets: count and time ---------------------------------------------------------
+
+
+def test_time_budget_alone():
+    policy = RetryPolicy(max_retries=None, max_elapsed=300.0)
+    assert policy.exhausted(0, elapsed=0.0) is None
+    assert policy.exhausted(10_000, elapsed=299.9) is None  # no count limit
+    assert policy.exhausted(3, elapsed=300.0) == BUDGET_TIME  # at the budget: past it
+    assert policy.exhausted(3, elapsed=301.0) == BUDGET_TIME
+    assert policy.can_retry(50, 10.0) and not policy.can_retry(1, 300.0)
+
+
+def test_count_budget_alone_is_scrapy_s():
+    policy = RetryPolicy(max_retries=2)
+    assert policy.max_elapsed is None
+    assert [policy.exhausted(n, elapsed=1e9) for n in range(4)] == [None, None, BUDGET_COUNT, BUDGET_COUNT]
+
+
+def test_both_budgets_whichever_runs_out_first():
+    policy = RetryPolicy(max_retries=3, max_elapsed=60.0)
+    assert policy.exhausted(3, elapsed=1.0) == BUDGET_COUNT
+    assert policy.exhausted(1, elapsed=60.0) == BUDGET_TIME
+    assert policy.exhausted(3, elapsed=60.0) == BUDGET_COUNT  # both: the count is named
+    assert policy.exhausted(2, elapsed=59.0) is None
+
+
+def test_remaining():
+    policy = RetryPolicy(max_retries=None, max_elapsed=100.0)
+    assert policy.remaining(30.0) == 70.0
+    assert policy.remaining(150.0) == 0.0
+    assert RetryPolicy().remaining(30.0) is None
+
+
+def test_delay_is_shortened_to_the_time_left_but_not_below_retry_after():
+    policy = RetryPolicy(max_retries=None, max_elapsed=100.0, backoff="fixed", base=30.0, jitter="none")
+    rng = random.Random(0)
+    assert policy.delay(1, rng, remaining=policy.remaining(10.0)) == 30.0
+    assert policy.delay(1, rng, remaining=policy.remaining(90.0)) == 10.0  # sent at the deadline
+    assert policy.delay(1, rng, remaining=policy.remaining(120.0)) == 0.0
+    # the server's Retry-After wins over the budget (politeness); that attempt is the last if it fails
+    assert policy.delay(1, rng, retry_after=20.0, remaining=5.0) == 20.0
+    assert policy.delay(1, rng, remaining=None) == 30.0
+
+
+def test_a_short_outage_fits_the_time_budget():
+    """Failures every backoff delay (capped at 30 s) for 60 s never exhaust a 300 s budget."""
+    policy = RetryPolicy(max_retries=None, max_elapsed=300.0, base=0.5, cap=30.0, jitter="full")
+    rng = random.Random(1)
+    now, retries = 0.0, 0
+    while now < 60.0:
+        assert policy.exhausted(retries, now) is None
+        retries += 1
+        now += policy.delay(retries, rng, remaining=policy.remaining(now)) + 0.05
+    assert retries > 5  # more than Scrapy's count would have allowed
+
+
+def test_time_budget_ends_retries_at_the_deadline():
+    policy = RetryPolicy(max_retries=None, max_elapsed=300.0, base=0.5, cap=30.0, jitter="full")
+    rng = random.Random(2)
+    now, retries = 0.0, 0
+    while policy.exhausted(retries, now) is None:
+        retries += 1
+        now += policy.delay(retries, rng, remaining=policy.remaining(now))
+    assert policy.exhausted(retries, now) == BUDGET_TIME
+    assert now == pytest.approx(300.0)  # the last retry was sent at the deadline, not after
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_retries": None}, "both None"),
+        ({"max_elapsed": 0}, "max_elapsed"),
+        ({"max_elapsed": -1.0}, "max_elapsed"),
+        ({"max_elapsed": float("inf")}, "max_elapsed"),
+        ({"max_elapsed": "60"}, "max_elapsed"),
+    ],
+)
+def test_budget_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RetryPolicy(**changes)
+
+
+def test_budgets_from_mapping():
+    default = RetryPolicy(max_retries=None, max_elapsed=300.0)
+    assert policy_from_mapping({"max_elapsed": 900.0}, default).max_elapsed == 900.0
+    both = policy_from_mapping({"max_retries": 10}, default)
+    assert (both.max_retries, both.max_elapsed) == (10, 300.0)

@@ -229,6 +229,7 @@ class RetryMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         mw = cls(crawler)
+        _INSTANCES[crawler] = mw  # what get_retry_request uses
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
@@ -236,14 +237,9 @@ class RetryMiddleware:
     @classmethod
     def of(cls, crawler: Crawler) -> RetryMiddleware:
         """The crawler's retry middleware; one built from its settings if it has none enabled."""
-        engine = getattr(crawler, "engine", None)
-        manager = getattr(getattr(engine, "downloader", None), "middleware", None)
-        for mw in getattr(manager, "middlewares", ()):
-            if isinstance(mw, RetryMiddleware):
-                return mw
-        mw = _STANDALONE.get(crawler)
+        mw = _INSTANCES.get(crawler)
         if mw is None:
-            mw = _STANDALONE[crawler] = RetryMiddleware(crawler)
+            mw = _INSTANCES[crawler] = RetryMiddleware(crawler)
         return mw
 
     # -- Scrapy's get_retry_request in callbacks ------------------------------------
@@ -444,7 +440,8 @@ class RetryMiddleware:
         return status in getattr(spider, "handle_httpstatus_list", ()) or status in self.allowed_codes
 
 
-_STANDALONE: weakref.WeakKeyDictionary[Crawler, RetryMiddleware] = weakref.WeakKeyDictionary()
+#: The middleware of each crawler (built by Scrapy, or by :meth:`RetryMiddleware.of` when not enabled).
+_INSTANCES: weakref.WeakKeyDictionary[Crawler, RetryMiddleware] = weakref.WeakKeyDictionary()
 
 
 def _time_or(value: Any, default: float) -> float:
