@@ -383,6 +383,16 @@ class AimdConfig:
       increases stop at ``X - 1`` for this many intervals (then ``X`` is
       probed again); 0: no memory.
     * ``min_samples``: fewer outcomes in an interval: hold.
+    * ``significance``: an overload share above the noise must also be this
+      many standard deviations above the count the noise explains (a
+      binomial spread, with the noise taken as at least ``overload_share``):
+      ten outcomes of a site with 10% random 503s often hold three.
+    * ``outage_share``: an interval where at least this share of the
+      requests failed (429/503, timeouts, errors) is an outage, not an
+      overload: the site is down whatever the load.  The last limit that
+      held without a decrease is remembered, and once the domain is healthy
+      again the limit doubles back to it (below a ceiling that overloaded),
+      then probes additively: an outage costs seconds, not minutes.
     """
 
     step: int = 1
@@ -398,6 +408,8 @@ class AimdConfig:
     cooldown: int = 2
     ceiling_memory: int = 30
     min_samples: int = 10
+    significance: float = 3.0
+    outage_share: float = 0.9
 
     def __post_init__(self) -> None:
         if self.step < 1 or self.slow_start_fraction < 0:
@@ -412,6 +424,8 @@ class AimdConfig:
             raise ValueError("noise_learning must be a fraction")
         if self.cooldown < 0 or self.ceiling_memory < 0 or self.min_samples < 0:
             raise ValueError("cooldown, ceiling_memory and min_samples must be >= 0")
+        if self.significance < 0 or not 0 < self.outage_share <= 1:
+            raise ValueError("significance must be >= 0 and outage_share in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -460,6 +474,9 @@ class Judge:
         #: whatever the load (a flaky site), not overload.  Learnt at the minimum limit,
         #: forgotten wherever the share is lower; only the share above it is judged.
         self.noise = 0.0
+        #: The limit before the first decrease of the latest episode: where recovery returns.
+        self.recovery_target: int | None = None
+        self._last_good: int | None = None
 
     def decide(self, sample: DomainSample, system: SystemVerdict, bounds: Bounds) -> Decision:
         """Judge one interval of one domain."""
@@ -476,10 +493,9 @@ class Judge:
 
         new, why, cut, overloaded = limit, "", False, False
         ratio = sample.latency_ratio
-        excess = sample.overload_share - self.noise
         if sample.count < c.min_samples:
             why = f"too few samples ({sample.count} < {c.min_samples})"
-        elif excess > c.overload_share:
+        elif self._overloaded(sample.overload, sample.count):
             # Halve what the site actually served, if that is less than the limit: one
             # step down from a limit far above capacity, instead of one per interval.
             served = sample.served_concurrency
@@ -516,15 +532,28 @@ class Judge:
             why = f"just below {self.ceiling}, which overloaded the site (probed again in {left} intervals)"
         else:
             step = c.step if self.congested else max(c.step, math.floor(limit * c.slow_start_fraction))
+            recovering = self.recovery_target is not None and limit < self.recovery_target
+            if recovering:
+                step = max(step, min(limit, self.recovery_target - limit))  # double back to the earlier limit
             new = bounds.clamp(limit + step)
             if self.ceiling is not None:
                 new = min(new, self.ceiling - 1)
             why = f"latency {ratio:.2f}x baseline, {sample.in_flight_mean:.1f} in flight"
+            if recovering:
+                why += f", recovering towards {self.recovery_target}"
 
-        if sample.count >= c.min_samples and (
+        if sample.count >= c.min_samples and not self.outage(sample) and (
             limit <= bounds.min or sample.overload_share < self.noise
         ):
             self.noise += c.noise_learning * (sample.overload_share - self.noise)
+        if self.outage(sample):
+            # the site is down, whatever the load: once it is back, return to where it was
+            if self.recovery_target is None and self._last_good is not None:
+                self.recovery_target = self._last_good
+        elif not cut and sample.count >= c.min_samples and new >= limit:
+            self._last_good = limit if self.recovery_target is None else self._last_good
+        if self.recovery_target is not None and new >= self.recovery_target:
+            self.recovery_target = None
         if cut:
             self.congested = True
             self.cooldown_left = c.cooldown
@@ -536,6 +565,14 @@ class Judge:
             why += f"; limit {current} clamped to bounds [{bounds.min}, {bounds.max}]"
         action: Action = "increase" if new > current else "decrease" if new < current else "hold"
         return Decision(new, action, f"{action} {current} -> {new}: {why}" if new != current else f"hold {new}: {why}")
+
+    def outage(self, sample: DomainSample) -> bool:
+        """The site was down in this interval: at least ``outage_share`` of enough requests failed.
+
+        Not a sign of load: the noise is not learnt from it, and the glue should not grow a delay.
+        """
+        failed = sample.overload + sample.timeouts + sample.errors
+        return sample.count >= self.config.min_samples and failed >= self.config.outage_share * sample.count
 
     def ready(self, sensor: DomainSensor) -> bool:
         """True when the interval in progress has ``min_samples`` outcomes.
@@ -553,10 +590,17 @@ class Judge:
         once, rather than let a flood of 429/503s run to the end of the interval.
         """
         count = sensor.count
-        return (
-            count >= max(1, self.config.min_samples)
-            and sensor.overload_count / count - self.noise > self.config.overload_share
-        )
+        return count >= max(1, self.config.min_samples) and self._overloaded(sensor.overload_count, count)
+
+    def _overloaded(self, overload: int, count: int) -> bool:
+        """More 429/503s than the learnt noise explains: above it by the share and significantly."""
+        if not count:
+            return False
+        c = self.config
+        if overload / count - self.noise <= c.overload_share:
+            return False
+        noise = min(max(self.noise, c.overload_share), 1.0)  # never a zero spread: a prior of the threshold
+        return overload - count * noise > c.significance * math.sqrt(count * noise * (1 - noise))
 
     @staticmethod
     def _cut(limit: int, factor: float, bounds: Bounds, base: int | None = None) -> int:

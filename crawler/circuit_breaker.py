@@ -71,11 +71,11 @@ class BreakerConfig:
     window: int = 20
     min_calls: int = 10
     cooldown: float = 5.0
-    cooldown_multiplier: float = 2.0
-    cooldown_max: float = 120.0
+    cooldown_multiplier: float = 1.5
+    cooldown_max: float = 30.0
     cooldown_jitter: float = 0.1
     half_open_probes: int = 1
-    max_trips: int = 5
+    max_trips: int = 0
     max_open_seconds: float = 300.0
 
     def __post_init__(self) -> None:

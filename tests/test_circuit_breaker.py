@@ -133,7 +133,7 @@ def test_ratio_only_counts_the_last_window_outcomes():
 
 
 def test_open_to_half_open_after_cooldown_lazily_and_once():
-    breaker, clock, transitions = make(failure_threshold=2, cooldown=5.0)
+    breaker, clock, transitions = make(failure_threshold=2, cooldown=5.0, cooldown_multiplier=2.0)
     fail(breaker, 2)
     opened_at = clock.now
     clock.advance(4.999)
@@ -355,23 +355,29 @@ def test_open_time_below_the_limit_never_gives_up():
     assert breaker.state is HALF_OPEN and not breaker.gave_up
 
 
-def test_default_config_gives_up_after_five_trips():
+def test_default_config_gives_up_only_after_five_minutes_open_however_many_trips():
+    """A short outage never ends a domain: only the time open counts by default (RETRY_MAX_ELAPSED's 300 s)."""
     clock = FakeClock()
     breaker = CircuitBreaker("shop.example", BreakerConfig(), clock, random.Random(1))
     fail(breaker, 5)
-    for _ in range(4):
+    for _ in range(8):
         assert not breaker.gave_up
         clock.now = breaker.retry_at()
         assert breaker.allow()
         breaker.record_failure()
-    assert breaker.trips == 5 and breaker.gave_up
+    assert breaker.trips == 9 and not breaker.gave_up
+    while not breaker.gave_up:
+        clock.now = breaker.retry_at() or clock.now + 1
+        if breaker.allow():
+            breaker.record_failure()
+    assert 300 <= breaker.total_open_seconds <= 300 + 30 * 1.1  # within one (capped) cooldown
 
 
 # -- on_transition ---------------------------------------------------------------
 
 
 def test_on_transition_once_per_transition_with_reasons():
-    breaker, clock, transitions = make(failure_threshold=2, cooldown=5.0)
+    breaker, clock, transitions = make(failure_threshold=2, cooldown=5.0, cooldown_multiplier=2.0)
     fail(breaker, 2)
     for _ in range(3):
         breaker.state  # noqa: B018 - looking is what makes the lazy transition

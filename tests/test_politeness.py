@@ -101,3 +101,26 @@ def test_half_open_probe_is_never_held_back_by_backpressure(tmp_path):
     outage_end = failed[0]["t"] + 3
     after = [e for e in entries if e["t"] > outage_end and e["status"] == 200]
     assert after and after[0]["t"] - outage_end < 1.0 + 2.0 + 0.5, after[:1]
+
+
+def test_outage_with_the_default_stack_loses_nothing_and_recovers_its_pace(tmp_path):
+    """10% random 503s and an outage, controller on: nothing lost, and after the outage
+    the crawl runs about as fast as before it (not at the minimum for the rest of the crawl)."""
+    log = tmp_path / "requests.jsonl"
+    shop_args = ["--fault-rate", "0.1", "--fault-mix", "503:1", "--outage", "2:4", "--latency", "0.02"]
+    with ShopProcess(products=600, seed=24, request_log=log, extra_args=shop_args) as shop:
+        result = run_crawl(shop.list_url, tmp_path / "db.sqlite", tmp_path / "stats", timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert saved_keys(tmp_path / "db.sqlite") == expected(600, 24)
+    assert dead_letter_reasons(tmp_path / "db.sqlite") == []
+    entries = request_log(log)
+    outage = [e["t"] for e in entries if e.get("fault") == "outage"]
+    assert outage, "the outage should have hit the crawl"
+    first, last = outage[0], outage[0] + 4
+    before = [e for e in entries if e["t"] < first and e["status"] == 200]
+    # ok answers per second before the outage, and over the crawl after it (from 3 s after its end)
+    rate_before = len(before) / max(0.5, first - entries[0]["t"])
+    after = [e for e in entries if e["t"] > last + 3 and e["status"] == 200]
+    if after:
+        rate_after = len(after) / max(0.5, after[-1]["t"] - (last + 3))
+        assert rate_after >= 0.7 * rate_before, (rate_before, rate_after)

@@ -265,7 +265,10 @@ class AdaptiveConcurrencyMiddleware:
             domain.in_flight_at_cut = WeakSet(slot.transferring if slot is not None else ())
         share = max(sample.overload_share - domain.judge.noise, sample.timeout_share)
         overloaded = share > self.aimd.overload_share
-        if share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
+        outage = domain.judge.outage(sample)  # the site is down: no reason to space requests out
+        if outage:
+            domain.delay = self.delay_min
+        elif share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
             # still overloaded at the minimum concurrency: space the requests out
             domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
         elif not overloaded:
