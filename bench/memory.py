@@ -140,7 +140,7 @@ def main() -> None:
         f"products: {saved} saved, {rejected} rejected, {stats.get('products/lost', '?')} lost "
         f"(identity holds: {stats.get('products/identity_holds')}); "
         f"{stats.get('response_received_count', 0)} pages in {float(stats['elapsed_time_seconds']):.1f} s; "
-        f"backpressure parked {stats.get('backpressure/parked', 0)} list pages"
+        f"backpressure held {stats.get('scheduler/held/backpressure', 0)} list pages"
     )
     caveat = " [under tracemalloc: RSS includes its overhead]" if args.tracemalloc else ""
     print(f"memory: peak RSS = {peak / 2**20:.0f} MB for {args.products} products (target <= {TARGET_MB} MB){caveat}")

@@ -21,7 +21,7 @@ What it adds:
 * a retry is not sent at once: it waits ``RetryPolicy.delay()`` (fixed,
   linear or exponential backoff with jitter and a cap, and at least the
   server's ``Retry-After`` up to ``RETRY_AFTER_MAX``), through
-  ``meta["not_before"]`` and the :class:`~crawler.scheduler.DelayedScheduler`,
+  ``meta["not_before"]`` and the :class:`~crawler.scheduler.GatedScheduler`,
   so the wait holds no concurrency slot;
 * list and detail requests can have their own policy (``RETRY_POLICIES``);
 * a request given up (a budget ran out, or a permanent failure the spider
