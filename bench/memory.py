@@ -1,4 +1,4 @@
-"""Memory of a big crawl: peak RSS of the crawler process, full stack, default profile.
+"""Memory of a big crawl: peak RSS of the crawler process, full stack against plain Scrapy.
 
     python bench/memory.py [--products 20000] [--interval 0.2] [--tracemalloc N]
 
@@ -11,8 +11,14 @@ seconds.  Prints the RSS over the crawl's progress, the peak and the products
 saved.  ``--tracemalloc N`` also runs the crawl under tracemalloc (from the
 spider's opening) and prints, at the end, the N source lines that grew most
 between the first and the last snapshot (slower, and the RSS then includes
-tracemalloc's own bookkeeping; for finding what grows).  Last line:
-``memory: peak RSS = X MB for N products (target <= 300 MB)``.
+tracemalloc's own bookkeeping; for finding what grows).
+
+The baseline, in the same run on the same shop: plain Scrapy
+(``bench/plain_spider.py``: the same request graph, no project code, no
+pipeline) with the default profile's concurrency and the settings both sides
+share, sampled the same way.  Last lines:
+``memory: peak RSS = X MB for N products (target <= 300 MB)`` and
+``memory: peak RSS full stack / plain Scrapy = X.XXx (target <= 1.0x)``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crawler import settings as PROJECT_SETTINGS  # noqa: E402, N812
+from crawler.crawl_profiles import DEFAULT_PROFILE, profile_settings  # noqa: E402
 from demoshop.process import ShopProcess  # noqa: E402
 
 TARGET_MB = 300
@@ -110,21 +118,21 @@ def main() -> None:
             extensions = {**project.EXTENSIONS, "memory.TracemallocSnapshots": 999}
             command += ["-s", f"EXTENSIONS={json.dumps(extensions)}", "-s", f"TRACEMALLOC_TOP={args.tracemalloc}"]
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench"), env.get("PYTHONPATH")]))
-        started = time.monotonic()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-        crawler = psutil.Process(proc.pid)
-        samples: list[tuple[float, int]] = []
-        while proc.poll() is None:
-            try:
-                samples.append((time.monotonic() - started, crawler.memory_info().rss))
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(args.interval)
-        stderr = proc.communicate()[1]
-        if proc.returncode != 0:
-            sys.exit(f"crawl failed with status {proc.returncode}\n{stderr[-3000:]}")
+        samples, stderr, code = sample_rss(command, env, args.interval)
+        if code != 0:
+            sys.exit(f"crawl failed with status {code}\n{stderr[-3000:]}")
         (dump,) = stats_dir.glob("catalog-*.json")
         stats = json.loads(dump.read_text())["stats"]
+        profile = profile_settings(DEFAULT_PROFILE)
+        shared = {"CONCURRENT_ITEMS": PROJECT_SETTINGS.CONCURRENT_ITEMS, "ROBOTSTXT_OBEY": True}
+        plain_command = [
+            sys.executable, str(ROOT / "bench" / "plain_spider.py"), shop.list_url,
+            str(profile["CONCURRENT_REQUESTS"]), str(profile["CONCURRENT_REQUESTS_PER_DOMAIN"]),
+            *(f"{name}={json.dumps(value)}" for name, value in shared.items()),
+        ]  # fmt: skip
+        plain_samples, plain_stderr, plain_code = sample_rss(plain_command, dict(os.environ), args.interval)
+        if plain_code != 0:
+            sys.exit(f"plain Scrapy failed with status {plain_code}\n{plain_stderr[-3000:]}")
 
     if args.tracemalloc:
         print("\n".join(line for line in stderr.splitlines() if line.startswith(("tracemalloc:", "  "))))
@@ -142,8 +150,28 @@ def main() -> None:
         f"{stats.get('response_received_count', 0)} pages in {float(stats['elapsed_time_seconds']):.1f} s; "
         f"backpressure held {stats.get('scheduler/held/backpressure', 0)} list pages"
     )
+    plain_peak = max(rss for _, rss in plain_samples)
+    print(f"plain Scrapy: {plain_samples[-1][0]:.1f} s, peak RSS {plain_peak / 2**20:.1f} MB")
     caveat = " [under tracemalloc: RSS includes its overhead]" if args.tracemalloc else ""
     print(f"memory: peak RSS = {peak / 2**20:.0f} MB for {args.products} products (target <= {TARGET_MB} MB){caveat}")
+    print(f"memory: peak RSS full stack / plain Scrapy = {peak / plain_peak:.2f}x"
+          f" ({peak / 2**20:.0f} / {plain_peak / 2**20:.0f} MB) (target <= 1.0x){caveat}")
+
+
+def sample_rss(command: list[str], env: dict, interval: float) -> tuple[list[tuple[float, int]], str, int]:
+    """Run ``command``, sampling its RSS every ``interval`` s: (samples, stderr, exit status)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = psutil.Process(proc.pid)
+    samples: list[tuple[float, int]] = []
+    while proc.poll() is None:
+        try:
+            samples.append((time.monotonic() - started, process.memory_info().rss))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(interval)
+    stderr = proc.communicate()[1]
+    return samples, stderr, proc.returncode
 
 
 if __name__ == "__main__":

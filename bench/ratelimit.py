@@ -47,12 +47,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crawler.crawl_profiles import DEFAULT_PROFILE, profile_settings  # noqa: E402
 from demoshop.catalogue import Catalogue  # noqa: E402
 from demoshop.process import ShopProcess  # noqa: E402
 
-#: The retry count of the default stack (its crawl profile's), given to the stock cases too.
-RETRY_TIMES = profile_settings(DEFAULT_PROFILE)["RETRY_TIMES"]
+#: The retry count of the stock cases (the project's default stack retries for RETRY_MAX_ELAPSED instead).
+RETRY_TIMES = 5
 #: A crawl still running after this is killed (and reported as such).
 CRAWL_TIMEOUT = 900.0
 

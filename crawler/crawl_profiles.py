@@ -28,7 +28,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_CONCURRENCY_MAX": 64,
         "ADAPTIVE_DELAY_MIN": 0.0,
         "ADAPTIVE_DELAY_MAX": 2.0,
-        "RETRY_TIMES": 6,
+        "RETRY_MAX_ELAPSED": 600.0,
         "STORE_BATCH_SIZE": 1000,
     },
     # The default: fast on a healthy site, backs off early.
@@ -40,7 +40,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_CONCURRENCY_MAX": 16,
         "ADAPTIVE_DELAY_MIN": 0.0,
         "ADAPTIVE_DELAY_MAX": 5.0,
-        "RETRY_TIMES": 5,
+        "RETRY_MAX_ELAPSED": 300.0,
         "STORE_BATCH_SIZE": 1000,
     },
     # Gentle on the site and the machine: few connections, a delay, small batches.
@@ -52,7 +52,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_CONCURRENCY_MAX": 4,
         "ADAPTIVE_DELAY_MIN": 0.25,
         "ADAPTIVE_DELAY_MAX": 10.0,
-        "RETRY_TIMES": 3,
+        "RETRY_MAX_ELAPSED": 120.0,
         "STORE_BATCH_SIZE": 200,
     },
 }

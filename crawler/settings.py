@@ -51,7 +51,6 @@ DOWNLOADER_MIDDLEWARES = {
 
 # Crawl profiles (performance / balanced / saver): CRAWL_PROFILE or -a profile=.
 ADDONS = {"crawler.crawl_profiles.CrawlProfiles": 0}
-RETRY_TIMES = 5
 DOWNLOAD_TIMEOUT = 30
 
 ITEM_PIPELINES = {

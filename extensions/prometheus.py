@@ -62,6 +62,8 @@ STAT_PREFIX = "scrapy_"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Circuit breaker states (``crawler.circuit_breaker.BreakerState`` values).
 BREAKER_STATES = ("closed", "open", "half_open")
+#: Our classified retry reasons (snake_case); the stats also hold Scrapy's names of the same retries.
+OUR_REASON = re.compile(r"[a-z0-9_]+")
 #: Product outcomes of ``extensions/accounting.py`` (stats ``products/<outcome>``).
 PRODUCT_OUTCOMES = ("saved", "rejected", "dead_lettered", "duplicates", "filtered", "pending")
 #: Stage label of ``crawler_rate_per_second`` -> stat.
@@ -187,6 +189,8 @@ def crawler_families(stats: Mapping[str, Any]) -> list[Metric]:
 
     retries = CounterMetricFamily("crawler_retries", "Retries scheduled, by reason", labels=["reason"])
     for reason, value in _by_prefix(stats, "retry/reason_count/"):
+        if not OUR_REASON.fullmatch(reason):
+            continue  # Scrapy's names of the same retries ("503 Service Unavailable"), kept for its dashboards
         number = _number(value)
         if number is not None:
             retries.add_metric([reason], number)

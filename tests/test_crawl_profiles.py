@@ -72,7 +72,7 @@ def test_each_profile_sets_its_values_and_bounds(name):
 
 def test_profiles_are_ordered_fast_to_gentle():
     fast, mid, gentle = (PROFILES[n] for n in ("performance", "balanced", "saver"))
-    for key in ("CONCURRENT_REQUESTS", "ADAPTIVE_CONCURRENCY_START", "ADAPTIVE_CONCURRENCY_MAX", "RETRY_TIMES"):
+    for key in ("CONCURRENT_REQUESTS", "ADAPTIVE_CONCURRENCY_START", "ADAPTIVE_CONCURRENCY_MAX", "RETRY_MAX_ELAPSED"):
         assert fast[key] >= mid[key] >= gentle[key], key
     assert fast["ADAPTIVE_DELAY_MIN"] <= mid["ADAPTIVE_DELAY_MIN"] < gentle["ADAPTIVE_DELAY_MIN"]
 
