@@ -35,9 +35,10 @@ the circuit breaker (300).
 Every request the scheduler holds counts in :meth:`has_pending_requests`,
 so the spider stays open.  With ``JOBDIR`` the waiting requests (heap and
 lines) go to the disk queue at close, the heap's with their
-``not_before``, and wait again after a resume.  Stats:
+``not_before``, and wait again after a resume.  :meth:`GatedScheduler.pending_requests`
+says what it holds, also after close (what a stopped crawl left).  Stats:
 ``scheduler/delayed`` (requests put in the heap), ``scheduler/held/<gate
-key prefix>`` (requests a gate held).
+key prefix>`` (requests a gate held), ``scheduler/left_at_close``.
 
 Enable with ``SCHEDULER = "crawler.scheduler.GatedScheduler"`` (the
 project default).  Everything else is Scrapy's own :class:`Scheduler`.
@@ -112,20 +113,32 @@ class GatedScheduler(Scheduler):
         self._gates: list[tuple[int, int, Gate]] = []
         self._lines: dict[str, _Line] = {}
         self._recheck: Any = None
+        self._left: list[Request] | None = None
         return super().open(spider)
 
     def close(self, reason: str) -> Deferred[None] | None:
         self._cancel_timer()
         if self._recheck is not None and self._recheck.active():
             self._recheck.cancel()
+        left = list(self._all_waiting())
+        while (request := self.mqs.pop()) is not None:
+            left.append(request)  # the memory queue: not kept after close
         if self.dqs is not None:
             # JOBDIR: waiting requests go to the disk queue (the heap's keep their not_before)
-            for request in self._all_waiting():
+            for request in left:
                 request.meta.pop(RELEASED, None)
                 if not self._dqpush(request):
                     self.stats.inc_value("scheduler/delayed/lost_at_close")
-            self._waiting.clear()
-            self._lines.clear()
+            # read what the disk queue holds (and write it back) to say what is left
+            left = []
+            while (request := self.dqs.pop()) is not None:
+                left.append(request)
+            for request in left:
+                self._dqpush(request)
+        self._waiting.clear()
+        self._lines.clear()
+        self._left = left
+        self.stats.set_value("scheduler/left_at_close", len(left))
         return super().close(reason)
 
     # -- public API -------------------------------------------------------------------
@@ -143,9 +156,17 @@ class GatedScheduler(Scheduler):
         """Requests waiting in each gate's line, by line key."""
         return {key: len(line.requests) for key, line in self._lines.items() if line.requests}
 
-    def waiting_requests(self) -> Iterator[Request]:
-        """Every request waiting (heap and lines), for a look at close (e.g. what is pending)."""
-        return self._all_waiting()
+    def pending_requests(self) -> list[Request]:
+        """Every request the scheduler holds: queued, waiting for its time or in a gate's line.
+
+        After :meth:`close`, the requests it held when it closed (with ``JOBDIR``: those on
+        disk for the next run), so the ledger can say what a stopped crawl left pending.
+        Before close it reads Scrapy's queues by popping and pushing back: for a look, not
+        for a hot path.
+        """
+        if self._left is not None:
+            return list(self._left)
+        return [*self._all_waiting(), *self._queued()]
 
     def next_due(self) -> float | None:
         """UNIX time the earliest waiting request comes due, if any."""
@@ -200,6 +221,20 @@ class GatedScheduler(Scheduler):
         return super().__len__() + self.waiting
 
     # -- internals -------------------------------------------------------------------------
+    def _queued(self) -> list[Request]:
+        """The requests in Scrapy's queues, read by popping and pushing back (in order)."""
+        queued: list[Request] = []
+        for queue in (self.mqs, self.dqs):
+            if queue is None:
+                continue
+            taken = []
+            while (request := queue.pop()) is not None:
+                taken.append(request)
+            for request in taken:
+                queue.push(request)
+            queued += taken
+        return queued
+
     def _all_waiting(self) -> Iterator[Request]:
         for _, _, request in self._waiting:
             yield request

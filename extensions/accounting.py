@@ -16,8 +16,13 @@ Each product ends in exactly one bucket:
   written makes it ``failed``);
 * ``duplicates``: the dupefilter dropped it (another link to the same page);
 * ``filtered``: a policy ignored it (robots.txt, offsite);
-* ``pending``: still queued, in flight or not yet committed when the crawl
-  stopped early.
+* ``pending``: left in the scheduler (queued, waiting for a retry's backoff
+  or in a gate's line) when the crawl stopped early, *read from the
+  scheduler* at close (:meth:`GatedScheduler.pending_requests
+  <crawler.scheduler.GatedScheduler.pending_requests>`), not computed as the
+  rest: a product with no outcome that is not there either is lost, even on
+  an early stop.  (The engine lets requests in flight finish before it
+  closes, and the store commits what it holds, so those end on their own.)
 
 With the store pipeline open (``item_store_opened``) an item that passed the
 pipelines is only *on its way* to the database: it ends when the store
@@ -80,6 +85,7 @@ class ProductAccounting:
         self._reason: str | None = None
         #: refs whose outcome is decided and waits for a commit report: no other signal ends them
         self._settling: set[int] = set()
+        self._left: set[Hashable] | None = None  # product refs the scheduler held when it closed
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -178,6 +184,10 @@ class ProductAccounting:
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
         self._reason = reason
+        # the scheduler closed before spider_closed: what it held is what the crawl left
+        pending_requests = getattr(self.crawler.engine.scheduler, "pending_requests", None)
+        if pending_requests is not None:
+            self._left = {request.meta.get(REF) for request in pending_requests()} - {None}
 
     def engine_stopped(self) -> None:
         """The verdict, once every ``spider_closed`` handler has finished (the last writes committed)."""
@@ -186,8 +196,14 @@ class ProductAccounting:
         lost = 0
         if reason == "finished":
             lost = leftover
-        else:
+        elif self._left is None:  # a scheduler that cannot say what it holds: all that is left is pending
             self._counts["pending"] = leftover
+        else:
+            pending = [ref for ref in self._outstanding if ref in self._left]
+            self._counts["pending"] = len(pending)
+            lost = leftover - len(pending)
+            for ref in pending:
+                del self._outstanding[ref]  # the rest, if any, are lost: named below
         self.stats.set_value("products/pending", self._counts["pending"])
         self.stats.set_value("products/lost", lost)
         c = self._counts

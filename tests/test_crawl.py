@@ -114,9 +114,53 @@ def test_sigint_flushes_what_was_collected(tmp_path):
     scraped = stats.get("item_scraped_count", 0)
     assert 0 < scraped < 600
     assert len(db_products(db)) == scraped == stats["store/inserted"]
-    # stopped early: what was not done yet is pending, nothing is lost
-    assert stats["products/pending"] > 0
+    # stopped early: what was not done yet is pending (read from the scheduler), nothing is lost
+    assert 0 < stats["products/pending"] <= stats["scheduler/left_at_close"]
+    assert stats["products/lost"] == 0
     assert stats["products/identity_holds"] is True, stats["products/identity"]
+
+
+class VanishOne:
+    """An extension that drops one product request when it is scheduled, without a word
+    (a ``request_scheduled`` handler raising IgnoreRequest: the engine then neither
+    enqueues it nor sends ``request_dropped``)."""
+
+    def __init__(self) -> None:
+        self.dropped = False
+
+    @classmethod
+    def from_crawler(cls, crawler):  # noqa: ANN001, ANN206
+        from scrapy import signals
+
+        ext = cls()
+        crawler.signals.connect(ext.request_scheduled, signal=signals.request_scheduled)
+        return ext
+
+    def request_scheduled(self, request, spider) -> None:  # noqa: ANN001
+        from scrapy.exceptions import IgnoreRequest
+
+        if request.meta.get("stage") == "detail" and not self.dropped:
+            self.dropped = True
+            raise IgnoreRequest("vanished")
+
+
+def test_an_early_stop_reads_pending_from_the_scheduler_and_names_what_vanished(shop, tmp_path):
+    """Pending is what the scheduler held at close, not "the rest": a product that vanished
+    is lost even when the crawl stopped early (before, it was counted pending)."""
+    from crawler import outcome, settings
+
+    extensions = {**settings.EXTENSIONS, "tests.test_crawl.VanishOne": 10}
+    result = run_crawl(
+        shop.list_url, tmp_path / "db.sqlite", tmp_path / "stats",
+        "-s", f"EXTENSIONS={json.dumps(extensions)}", "-s", "CLOSESPIDER_ITEMCOUNT=40",
+    )  # fmt: skip
+    stats = result.stats
+    assert stats["finish_reason"] == "closespider_itemcount"
+    assert stats["products/pending"] > 0
+    assert stats["products/lost"] == 1, stats["products/identity"]
+    assert stats["products/identity_holds"] is False
+    assert result.returncode == outcome.INCOMPLETE, result.stderr[-2000:]
+    assert "Products unaccounted for (1 lost)" in result.stderr
 
 
 @pytest.mark.parametrize(
