@@ -161,16 +161,20 @@ def main() -> None:
 def sample_rss(command: list[str], env: dict, interval: float) -> tuple[list[tuple[float, int]], str, int]:
     """Run ``command``, sampling its RSS every ``interval`` s: (samples, stderr, exit status)."""
     started = time.monotonic()
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    process = psutil.Process(proc.pid)
-    samples: list[tuple[float, int]] = []
-    while proc.poll() is None:
-        try:
-            samples.append((time.monotonic() - started, process.memory_info().rss))
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(interval)
-    stderr = proc.communicate()[1]
+    # stderr to a file, not a pipe: a crawl logging more than a pipe holds would block on it
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        process = psutil.Process(proc.pid)
+        samples: list[tuple[float, int]] = []
+        while proc.poll() is None:
+            try:
+                samples.append((time.monotonic() - started, process.memory_info().rss))
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(interval)
+        proc.wait()
+        log.seek(0)
+        stderr = log.read()
     return samples, stderr, proc.returncode
 
 

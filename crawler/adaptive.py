@@ -477,6 +477,8 @@ class Judge:
         #: The limit before the first decrease of the latest episode: where recovery returns.
         self.recovery_target: int | None = None
         self._last_good: int | None = None
+        #: (overload, count, limit) of the last overload cut, until the noise explains it or not.
+        self._last_overload: tuple[int, int, int] | None = None
 
     def decide(self, sample: DomainSample, system: SystemVerdict, bounds: Bounds) -> Decision:
         """Judge one interval of one domain."""
@@ -491,7 +493,7 @@ class Judge:
             if self._ceiling_age > c.ceiling_memory:
                 self.ceiling = None
 
-        new, why, cut, overloaded = limit, "", False, False
+        new, why, cut, overloaded, overload_cut = limit, "", False, False, False
         ratio = sample.latency_ratio
         if sample.count < c.min_samples:
             why = f"too few samples ({sample.count} < {c.min_samples})"
@@ -501,6 +503,7 @@ class Judge:
             served = sample.served_concurrency
             base = limit if served is None else max(1, min(limit, math.ceil(served)))
             new, cut, overloaded = self._cut(limit, c.overload_factor, bounds, base), True, True
+            overload_cut = True
             why = f"overload: {sample.overload}/{sample.count} 429/503 ({sample.overload_share:.1%})"
             if self.noise:
                 why += f", {self.noise:.1%} of them seen even at the minimum"
@@ -546,6 +549,17 @@ class Judge:
             limit <= bounds.min or sample.overload_share < self.noise
         ):
             self.noise += c.noise_learning * (sample.overload_share - self.noise)
+        if overload_cut:
+            self._last_overload = (sample.overload, sample.count, limit)
+        elif self._last_overload is not None and not self._overloaded(*self._last_overload[:2]):
+            # the noise learnt since explains the share that cut the limit: it was no overload
+            _, _, was = self._last_overload
+            self._last_overload = None
+            if self.ceiling == was:
+                self.ceiling = None
+            self.recovery_target = max(self.recovery_target or 0, was)
+            self.congested = False
+            why += f"; the 429/503s that cut {was} were noise: back to it"
         if self.outage(sample):
             # the site is down, whatever the load: once it is back, return to where it was
             if self.recovery_target is None and self._last_good is not None:
@@ -591,6 +605,10 @@ class Judge:
         """
         count = sensor.count
         return count >= max(1, self.config.min_samples) and self._overloaded(sensor.overload_count, count)
+
+    def overloaded(self, sample: DomainSample) -> bool:
+        """Significantly more 429/503s in ``sample`` than the learnt noise explains."""
+        return self._overloaded(sample.overload, sample.count)
 
     def _overloaded(self, overload: int, count: int) -> bool:
         """More 429/503s than the learnt noise explains: above it by the share and significantly."""

@@ -264,11 +264,14 @@ class AdaptiveConcurrencyMiddleware:
             # the slot queue: exactly the requests sent under the old limit
             domain.in_flight_at_cut = WeakSet(slot.transferring if slot is not None else ())
         share = max(sample.overload_share - domain.judge.noise, sample.timeout_share)
-        overloaded = share > self.aimd.overload_share
+        # significant overload only: random 503s of a flaky site are not a reason to wait
+        overloaded = domain.judge.overloaded(sample) or sample.timeout_share > self.aimd.overload_share
         outage = domain.judge.outage(sample)  # the site is down: no reason to space requests out
         if outage:
             domain.delay = self.delay_min
-        elif share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and decision.limit <= self.bounds.min:
+        elif overloaded and share > DELAY_OVERLOAD_FACTOR * self.aimd.overload_share and (
+            decision.limit <= self.bounds.min
+        ):
             # still overloaded at the minimum concurrency: space the requests out
             domain.delay = min(self.delay_max, max(0.05, domain.delay * 2))
         elif not overloaded:
