@@ -392,7 +392,9 @@ class AimdConfig:
       overload: the site is down whatever the load.  The last limit that
       held without a decrease is remembered, and once the domain is healthy
       again the limit doubles back to it (below a ceiling that overloaded),
-      then probes additively: an outage costs seconds, not minutes.
+      then probes additively: an outage costs seconds, not minutes.  The
+      ``outage_tail`` intervals after an outage interval still see its last
+      failures: their cuts set no ceiling and keep the recovery target.
     """
 
     step: int = 1
@@ -410,6 +412,7 @@ class AimdConfig:
     min_samples: int = 10
     significance: float = 3.0
     outage_share: float = 0.9
+    outage_tail: int = 3
 
     def __post_init__(self) -> None:
         if self.step < 1 or self.slow_start_fraction < 0:
@@ -479,6 +482,7 @@ class Judge:
         self._last_good: int | None = None
         #: (overload, count, limit) of the last overload cut, until the noise explains it or not.
         self._last_overload: tuple[int, int, int] | None = None
+        self._since_outage = 10**9
 
     def decide(self, sample: DomainSample, system: SystemVerdict, bounds: Bounds) -> Decision:
         """Judge one interval of one domain."""
@@ -560,10 +564,15 @@ class Judge:
             self.recovery_target = max(self.recovery_target or 0, was)
             self.congested = False
             why += f"; the 429/503s that cut {was} were noise: back to it"
-        if self.outage(sample):
-            # the site is down, whatever the load: once it is back, return to where it was
+        outage = self.outage(sample)
+        self._since_outage = 0 if outage else self._since_outage + 1
+        tail = self._since_outage <= c.outage_tail  # the outage's last failures, not the load
+        if outage:
+            # the site is down, whatever the load: once it is back, return to where it was; the
+            # overloads that led into the outage say nothing about the site's capacity
             if self.recovery_target is None and self._last_good is not None:
                 self.recovery_target = self._last_good
+            self.ceiling, self._last_overload = None, None
         elif not cut and sample.count >= c.min_samples and new >= limit:
             self._last_good = limit if self.recovery_target is None else self._last_good
         if self.recovery_target is not None and new >= self.recovery_target:
@@ -573,8 +582,10 @@ class Judge:
             self.cooldown_left = c.cooldown
             if new == limit:
                 why += f" (at min {bounds.min})"
-        if overloaded and c.ceiling_memory > 0:
-            self.ceiling, self._ceiling_age = limit, 0
+        if overloaded and not tail:
+            self.recovery_target = None  # overloaded again: the earlier limit is too much now
+            if c.ceiling_memory > 0:
+                self.ceiling, self._ceiling_age = limit, 0
         if new != current and new == limit:
             why += f"; limit {current} clamped to bounds [{bounds.min}, {bounds.max}]"
         action: Action = "increase" if new > current else "decrease" if new < current else "hold"

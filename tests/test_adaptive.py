@@ -588,3 +588,22 @@ def test_after_an_outage_the_limit_doubles_back_to_where_it_was():
         after.append(limit)
     assert after.index(12) <= 2 + 4, after  # the cooldown, then 1 -> 2 -> 4 -> 8 -> 12
     assert judge.noise < 0.05  # the outage was not learnt as noise
+
+
+def test_the_overloads_leading_into_and_out_of_an_outage_set_no_ceiling():
+    """An outage rarely starts cleanly: an interval or two are partly failed before every
+    request fails, and some after.  Those cuts are the outage, not the site's capacity."""
+    judge, bounds = Judge(), Bounds(1, 4, 16)
+    limit = 10
+    for _ in range(5):
+        limit = judge.decide(sample(limit=limit, in_flight_mean=limit * 0.5), OK, bounds).limit
+    timeline = [(10, 4), (10, 6)] + [(10, 10)] * 5 + [(22, 3)]  # (count, failed): in, down, out
+    for count, failed in timeline:
+        s = sample(limit=limit, in_flight_mean=limit, count=count, ok=count - failed, overload=failed)
+        limit = judge.decide(s, OK, bounds).limit
+    assert limit == 1 and judge.ceiling is None
+    after = []
+    for _ in range(10):
+        limit = judge.decide(sample(limit=limit, in_flight_mean=limit), OK, bounds).limit
+        after.append(limit)
+    assert 10 in after[:7], after
