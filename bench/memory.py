@@ -16,7 +16,9 @@ tracemalloc's own bookkeeping; for finding what grows).
 The baseline, in the same run on the same shop: plain Scrapy
 (``bench/plain_spider.py``: the same request graph, no project code, no
 pipeline) with the default profile's concurrency and the settings both sides
-share, sampled the same way.  Last lines:
+share, sampled the same way; and both again on a 20-product shop, whose
+peak is each process's fixed cost (imports, threads, caches), to tell the
+fixed cost from what grows with the crawl.  Last lines:
 ``memory: peak RSS = X MB for N products (target <= 300 MB)`` and
 ``memory: peak RSS full stack / plain Scrapy = X.XXx (target <= 1.0x)``.
 """
@@ -43,6 +45,8 @@ from demoshop.process import ShopProcess  # noqa: E402
 
 TARGET_MB = 300
 SEED = 5
+#: Products of the tiny shop that measures each process's fixed cost.
+SMALL = 20
 
 
 class TracemallocSnapshots:
@@ -105,12 +109,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, ShopProcess(products=args.products, seed=SEED) as shop:
         stats_dir = Path(tmp) / "stats"
-        command = [
-            sys.executable, "-m", "scrapy", "crawl", "catalog",
-            "-a", "site=csa_iot", "-a", f"start_url={shop.list_url}",
-            "-s", f"DATABASE_URL=sqlite:///{Path(tmp) / 'memory.db'}",
-            "-s", f"STATS_DUMP_DIR={stats_dir}", "-s", "LOG_LEVEL=WARNING",
-        ]
+        command = our_command(shop.list_url, Path(tmp))
         env = dict(os.environ)
         if args.tracemalloc:
             from crawler import settings as project
@@ -123,16 +122,14 @@ def main() -> None:
             sys.exit(f"crawl failed with status {code}\n{stderr[-3000:]}")
         (dump,) = stats_dir.glob("catalog-*.json")
         stats = json.loads(dump.read_text())["stats"]
-        profile = profile_settings(DEFAULT_PROFILE)
-        shared = {"CONCURRENT_ITEMS": PROJECT_SETTINGS.CONCURRENT_ITEMS, "ROBOTSTXT_OBEY": True}
-        plain_command = [
-            sys.executable, str(ROOT / "bench" / "plain_spider.py"), shop.list_url,
-            str(profile["CONCURRENT_REQUESTS"]), str(profile["CONCURRENT_REQUESTS_PER_DOMAIN"]),
-            *(f"{name}={json.dumps(value)}" for name, value in shared.items()),
-        ]  # fmt: skip
-        plain_samples, plain_stderr, plain_code = sample_rss(plain_command, dict(os.environ), args.interval)
+        plain = sample_rss(plain_command(shop.list_url), dict(os.environ), args.interval)
+        plain_samples, plain_stderr, plain_code = plain
         if plain_code != 0:
             sys.exit(f"plain Scrapy failed with status {plain_code}\n{plain_stderr[-3000:]}")
+    # the fixed cost of each process (imports, threads, caches): the same crawls of a tiny shop
+    with tempfile.TemporaryDirectory() as tmp, ShopProcess(products=SMALL, seed=SEED) as shop:
+        small = max(rss for _, rss in sample_rss(our_command(shop.list_url, Path(tmp)), dict(os.environ), 0.05)[0])
+        plain_small = max(rss for _, rss in sample_rss(plain_command(shop.list_url), dict(os.environ), 0.05)[0])
 
     if args.tracemalloc:
         print("\n".join(line for line in stderr.splitlines() if line.startswith(("tracemalloc:", "  "))))
@@ -154,8 +151,32 @@ def main() -> None:
     print(f"plain Scrapy: {plain_samples[-1][0]:.1f} s, peak RSS {plain_peak / 2**20:.1f} MB")
     caveat = " [under tracemalloc: RSS includes its overhead]" if args.tracemalloc else ""
     print(f"memory: peak RSS = {peak / 2**20:.0f} MB for {args.products} products (target <= {TARGET_MB} MB){caveat}")
+    print(f"fixed cost (a {SMALL}-product crawl): full stack {small / 2**20:.1f} MB, plain Scrapy"
+          f" {plain_small / 2**20:.1f} MB; growth above it: full stack {(peak - small) / 2**20:.1f} MB,"
+          f" plain Scrapy {(plain_peak - plain_small) / 2**20:.1f} MB")
     print(f"memory: peak RSS full stack / plain Scrapy = {peak / plain_peak:.2f}x"
           f" ({peak / 2**20:.0f} / {plain_peak / 2**20:.0f} MB) (target <= 1.0x){caveat}")
+
+
+def our_command(list_url: str, workdir: Path) -> list[str]:
+    """The project's crawl, default profile, into a database in ``workdir``."""
+    return [
+        sys.executable, "-m", "scrapy", "crawl", "catalog",
+        "-a", "site=csa_iot", "-a", f"start_url={list_url}",
+        "-s", f"DATABASE_URL=sqlite:///{workdir / 'memory.db'}",
+        "-s", f"STATS_DUMP_DIR={workdir / 'stats'}", "-s", "LOG_LEVEL=WARNING",
+    ]  # fmt: skip
+
+
+def plain_command(list_url: str) -> list[str]:
+    """Plain Scrapy with the default profile's concurrency and the settings both sides share."""
+    profile = profile_settings(DEFAULT_PROFILE)
+    shared = {"CONCURRENT_ITEMS": PROJECT_SETTINGS.CONCURRENT_ITEMS, "ROBOTSTXT_OBEY": True}
+    return [
+        sys.executable, str(ROOT / "bench" / "plain_spider.py"), list_url,
+        str(profile["CONCURRENT_REQUESTS"]), str(profile["CONCURRENT_REQUESTS_PER_DOMAIN"]),
+        *(f"{name}={json.dumps(value)}" for name, value in shared.items()),
+    ]  # fmt: skip
 
 
 def sample_rss(command: list[str], env: dict, interval: float) -> tuple[list[tuple[float, int]], str, int]:
