@@ -57,7 +57,9 @@ rate down for half a minute.  Now (:class:`WindowRate`):
   progress.  Then the estimate is the crawl's rate *now* by Little's law,
   requests in flight / mean latency (``in_flight``, ``latency``): the
   adaptive controller raises the concurrency limit, the downloader fills it
-  within one latency, and completions follow.  That figure is kept within a
+  within one latency, and completions follow (so the limit in force counts,
+  ``concurrency``, up to 2x what is in flight: the controller raises it a
+  step ahead of what is in flight).  That figure is kept within a
   factor of 2 of the rate over the last half window (which it replaces when
   ``in_flight`` or ``latency`` is unknown), since it does not see time spent
   outside the downloader (retry back-off, a slot waiting for list pages).
@@ -91,6 +93,8 @@ STALL_SECONDS = 3.0
 STALL_INTERVALS = 5.0
 #: Little's-law rate kept within this factor of the measured recent rate.
 LITTLE_BOUND = 2.0
+#: While ramping, the concurrency limit counts up to this factor of the requests in flight.
+RAMP_AHEAD = 2.0
 
 
 class WindowRate:
@@ -231,7 +235,8 @@ class Progress:
     dropped), and ``detail_fetch_pending``: those scheduled or downloading
     (both None: ``detail_done`` and ``detail_pending`` stand in);
     ``in_flight``: requests being downloaded now; ``latency``: recent mean
-    download latency in seconds.
+    download latency in seconds; ``concurrency``: the concurrency limit in
+    force on the slots downloading now (the adaptive controller's).
     """
 
     now: float
@@ -246,6 +251,7 @@ class Progress:
     detail_fetch_pending: int | None = None
     in_flight: int | None = None
     latency: float | None = None
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -360,7 +366,12 @@ class EtaEstimator:
         recent = meter.recent_rate or 0.0
         if s.in_flight is None or not s.latency or s.latency <= 0 or not recent:
             return recent or meter.rate
-        now = s.in_flight / s.latency
+        busy = float(s.in_flight)
+        if s.concurrency is not None and s.concurrency > busy:
+            # a ramp raises the limit a step ahead of what is in flight, which fills it within
+            # one latency: count the limit, but not beyond one slow-start step ahead
+            busy = min(float(s.concurrency), busy * RAMP_AHEAD)
+        now = busy / s.latency
         return min(max(now, recent / LITTLE_BOUND), recent * LITTLE_BOUND)
 
     @staticmethod

@@ -14,8 +14,9 @@
   on (products committed arrive in store batches);
 * ``in_flight``: requests transferring in the downloader's slots now, and
   ``latency``: the mean download latency of the last
-  :data:`RECENT_LATENCIES` responses (for the rate *now*, by Little's law,
-  while the rate changes: see :mod:`crawler.eta`);
+  :data:`RECENT_LATENCIES` responses, and ``concurrency``: the limits of the
+  slots downloading now (for the rate *now*, by Little's law, while the rate
+  changes: see :mod:`crawler.eta`);
 * ``products_discovered``, ``expected_products``, ``expected_list_pages``:
   from the stats (``products/discovered``, ``catalog/expected_products``,
   ``catalog/expected_list_pages``);
@@ -341,6 +342,7 @@ class ProgressReporter:
             detail_fetched=fetches.finished,
             detail_fetch_pending=0 if finished else fetches.pending,
             in_flight=self._in_flight(),
+            concurrency=self._concurrency(),
             latency=math.fsum(self.recent_latencies) / len(self.recent_latencies) if self.recent_latencies else None,
         )
 
@@ -413,6 +415,14 @@ class ProgressReporter:
             slots = self.crawler.engine.downloader.slots  # type: ignore[union-attr]
             return sum(len(slot.transferring) for slot in slots.values())
         except AttributeError:
+            return None
+
+    def _concurrency(self) -> int | None:
+        """The concurrency limits of the slots downloading now (None without an engine)."""
+        try:
+            slots = self.crawler.engine.downloader.slots  # type: ignore[union-attr]
+            return sum(int(slot.concurrency) for slot in slots.values() if slot.transferring)
+        except (AttributeError, TypeError, ValueError):
             return None
 
     def _stage(self, stage: str) -> StageCounters:
