@@ -46,7 +46,7 @@ class PaceConfig:
     backoff: float = 0.9
     window: float = 5.0
     probe_step: float = 0.05
-    probe_interval: float = 2.0
+    probe_interval: float = 1.0
     headroom: float = 1.5
     release_after: float = 120.0
     min_rate: float = 0.05
