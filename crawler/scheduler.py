@@ -129,12 +129,7 @@ class GatedScheduler(Scheduler):
                 request.meta.pop(RELEASED, None)
                 if not self._dqpush(request):
                     self.stats.inc_value("scheduler/delayed/lost_at_close")
-            # read what the disk queue holds (and write it back) to say what is left
-            left = []
-            while (request := self.dqs.pop()) is not None:
-                left.append(request)
-            for request in left:
-                self._dqpush(request)
+            left = _read_back(self.dqs)  # what the disk queue holds for the next run
         self._waiting.clear()
         self._lines.clear()
         self._left = left
@@ -151,10 +146,6 @@ class GatedScheduler(Scheduler):
     def waiting(self) -> int:
         """Requests waiting: for their ``not_before`` time, or in a gate's line."""
         return len(self._waiting) + sum(len(line.requests) for line in self._lines.values())
-
-    def held(self) -> dict[str, int]:
-        """Requests waiting in each gate's line, by line key."""
-        return {key: len(line.requests) for key, line in self._lines.items() if line.requests}
 
     def pending_requests(self) -> list[Request]:
         """Every request the scheduler holds: queued, waiting for its time or in a gate's line.
@@ -222,18 +213,8 @@ class GatedScheduler(Scheduler):
 
     # -- internals -------------------------------------------------------------------------
     def _queued(self) -> list[Request]:
-        """The requests in Scrapy's queues, read by popping and pushing back (in order)."""
-        queued: list[Request] = []
-        for queue in (self.mqs, self.dqs):
-            if queue is None:
-                continue
-            taken = []
-            while (request := queue.pop()) is not None:
-                taken.append(request)
-            for request in taken:
-                queue.push(request)
-            queued += taken
-        return queued
+        """The requests in Scrapy's queues (memory, then disk)."""
+        return [request for queue in (self.mqs, self.dqs) if queue is not None for request in _read_back(queue)]
 
     def _all_waiting(self) -> Iterator[Request]:
         for _, _, request in self._waiting:
@@ -241,12 +222,18 @@ class GatedScheduler(Scheduler):
         for line in self._lines.values():
             yield from line.requests
 
-    def _admit(self, request: Request, now: float, current: str | None = None) -> bool:
-        """True if every gate lets ``request`` go; else it joins the line of the gate holding it."""
+    def _holding(self, request: Request, now: float) -> Hold | None:
+        """The first gate's hold on ``request``, or None if every gate lets it go."""
         for _, _, gate in self._gates:
             hold = gate.hold(request, now)
-            if hold is None:
-                continue
+            if hold is not None:
+                return hold
+        return None
+
+    def _admit(self, request: Request, now: float, current: str | None = None) -> bool:
+        """True if every gate lets ``request`` go; else it joins the line of the gate holding it."""
+        hold = self._holding(request, now)
+        if hold is not None:
             line = self._lines.get(hold.key)
             if line is None:
                 line = self._lines[hold.key] = _Line()
@@ -278,11 +265,11 @@ class GatedScheduler(Scheduler):
     def _wait(self, request: Request, due: float) -> None:
         heapq.heappush(self._waiting, (due, next(self._order), request))
         self.stats.inc_value("scheduler/delayed")
-        self._arm(due)
+        self._arm()
 
-    def _arm(self, due: float | None = None) -> None:
+    def _arm(self) -> None:
         """Make sure a timer fires when the earliest waiting request or timed line is due."""
-        due = self.next_due() if due is None else min(due, self.next_due() or due)
+        due = self.next_due()
         if due is None:
             self._cancel_timer()
             return
@@ -296,7 +283,7 @@ class GatedScheduler(Scheduler):
 
     def _arm_lines(self, until: float | None) -> None:
         if until is not None:
-            self._arm(until)
+            self._arm()
             return
         if self._recheck is None or not self._recheck.active():
             from twisted.internet import reactor
@@ -338,14 +325,21 @@ class GatedScheduler(Scheduler):
         self._recheck = None
         now = self.clock()
         for key, line in list(self._lines.items()):
-            if line.requests and line.until is None and self._passes(line.requests[0], now):
+            if line.requests and line.until is None and self._holding(line.requests[0], now) is None:
                 self._wake(line.requests.popleft())
                 self._drop_if_empty(key)
         if any(line.requests and line.until is None for line in self._lines.values()):
             self._arm_lines(None)
 
-    def _passes(self, request: Request, now: float) -> bool:
-        return all(gate.hold(request, now) is None for _, _, gate in self._gates)
+
+def _read_back(queue: Any) -> list[Request]:
+    """Every request in one of Scrapy's queues, in order, popped and pushed back."""
+    taken: list[Request] = []
+    while (request := queue.pop()) is not None:
+        taken.append(request)
+    for request in taken:
+        queue.push(request)
+    return taken
 
 
 def require_gated_scheduler(settings: Any, component: str) -> None:
