@@ -477,7 +477,8 @@ class Judge:
         #: whatever the load (a flaky site), not overload.  Learnt at the minimum limit,
         #: forgotten wherever the share is lower; only the share above it is judged.
         self.noise = 0.0
-        #: The limit before the first decrease of the latest episode: where recovery returns.
+        #: Where the limit doubles back to: the last limit that held before an outage, or the
+        #: limit a cut took that the noise learnt later explains.
         self.recovery_target: int | None = None
         self._last_good: int | None = None
         #: (overload, count, limit) of the last overload cut, until the noise explains it or not.
@@ -499,6 +500,7 @@ class Judge:
 
         new, why, cut, overloaded, overload_cut = limit, "", False, False, False
         ratio = sample.latency_ratio
+        outage = self.outage(sample)
         if sample.count < c.min_samples:
             why = f"too few samples ({sample.count} < {c.min_samples})"
         elif self._overloaded(sample.overload, sample.count):
@@ -549,7 +551,7 @@ class Judge:
             if recovering:
                 why += f", recovering towards {self.recovery_target}"
 
-        if sample.count >= c.min_samples and not self.outage(sample) and (
+        if sample.count >= c.min_samples and not outage and (
             limit <= bounds.min or sample.overload_share < self.noise
         ):
             self.noise += c.noise_learning * (sample.overload_share - self.noise)
@@ -564,7 +566,6 @@ class Judge:
             self.recovery_target = max(self.recovery_target or 0, was)
             self.congested = False
             why += f"; the 429/503s that cut {was} were noise: back to it"
-        outage = self.outage(sample)
         self._since_outage = 0 if outage else self._since_outage + 1
         tail = self._since_outage <= c.outage_tail  # the outage's last failures, not the load
         if outage:
@@ -573,8 +574,8 @@ class Judge:
             if self.recovery_target is None and self._last_good is not None:
                 self.recovery_target = self._last_good
             self.ceiling, self._last_overload = None, None
-        elif not cut and sample.count >= c.min_samples and new >= limit:
-            self._last_good = limit if self.recovery_target is None else self._last_good
+        elif not cut and sample.count >= c.min_samples and new >= limit and self.recovery_target is None:
+            self._last_good = limit
         if self.recovery_target is not None and new >= self.recovery_target:
             self.recovery_target = None
         if cut:

@@ -92,6 +92,19 @@ class Domain:
         #: Requests in flight when the limit was last decreased: their overloads are stale.
         self.in_flight_at_cut: WeakSet[Request] = WeakSet()
 
+    @property
+    def slot_delay(self) -> float:
+        """The download slot's delay: the AIMD delay or the pace's interval, whichever is longer."""
+        return max(self.delay, self.pace.interval)
+
+    def act(self, slot: Any) -> None:
+        """Give the download slot (if it exists) this domain's limit and delay."""
+        if slot is not None:
+            if slot.concurrency != self.sensor.limit:
+                slot.concurrency = self.sensor.limit
+            if slot.delay != self.slot_delay:
+                slot.delay = self.slot_delay
+
 
 class AdaptiveConcurrencyMiddleware:
     """Downloader middleware and scheduler gate: per-domain AIMD concurrency, pace and pauses."""
@@ -175,31 +188,24 @@ class AdaptiveConcurrencyMiddleware:
     def _apply(self, request: Request) -> None:
         """Re-applied on every request: survives the downloader's idle-slot cleanup."""
         key, slot = self._slot(request)
-        domain = self._domain(key)
-        if slot is not None:
-            if slot.concurrency != domain.sensor.limit:
-                slot.concurrency = domain.sensor.limit
-            delay = max(domain.delay, domain.pace.interval)
-            if slot.delay != delay:
-                slot.delay = delay
+        self._domain(key).act(slot)
 
     def process_response(self, request: Request, response: Response) -> Response:
         status = response.status
         retry_after = response.headers.get(b"Retry-After")
-        key, _ = self._slot(request)
+        key, slot = self._slot(request)
         domain = self._domain(key)
         now = time.time()
         if says_slow_down(status, retry_after is not None):
             sent_at = now - float(request.meta.get("download_latency") or 0.0)
-            pause = parse_retry_after(retry_after, now)
             was_paused = domain.pace.paused(now)
-            if domain.pace.record_slow_down(now, sent_at, pause):
+            if domain.pace.record_slow_down(now, sent_at, parse_retry_after(retry_after, now)):
                 self.stats.inc_value("pace/cuts")
             else:
                 self.stats.inc_value("pace/stale_slow_downs")
-            if domain.pace.paused(now) and not was_paused:
-                self.stats.inc_value("pace/pauses")
             if domain.pace.paused(now):
+                if not was_paused:
+                    self.stats.inc_value("pace/pauses")
                 self._pause_downloader(key, domain.pace.paused_until - now)
             self._show_pace(domain)
             return response  # not an outcome for the concurrency limit
@@ -209,14 +215,15 @@ class AdaptiveConcurrencyMiddleware:
         else:
             failure = self.classifier.classify_status(status)
             outcome = "error" if failure is not None and failure.transient else "ok"
-        self._record(request, outcome)
+        self._record(request, domain, slot, outcome)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
         if isinstance(exception, IgnoreRequest):
             return None
         reason = self.classifier.classify_exception(exception).reason
-        self._record(request, "timeout" if reason == "timeout" else "error")
+        key, slot = self._slot(request)
+        self._record(request, self._domain(key), slot, "timeout" if reason == "timeout" else "error")
         return None
 
     # -- sensing / judging / acting -------------------------------------------------
@@ -237,9 +244,7 @@ class AdaptiveConcurrencyMiddleware:
             if domain.judge.ready(domain.sensor):
                 self._decide(domain, now)
 
-    def _record(self, request: Request, outcome: str) -> None:
-        key, slot = self._slot(request)
-        domain = self._domain(key)
+    def _record(self, request: Request, domain: Domain, slot: Any, outcome: str) -> None:
         latency = float(request.meta.get("download_latency") or 0.0)
         if slot is not None:
             # in flight = being transferred; slot.active also counts requests queued in the slot
@@ -281,9 +286,7 @@ class AdaptiveConcurrencyMiddleware:
         self.stats.set_value(f"adaptive/delay/{domain.key}", round(domain.delay, 3))
         if decision.limit != old_limit or domain.delay != old_delay:
             logger.debug("adaptive %s: %s (delay %.2fs)", domain.key, decision.reason, domain.delay)
-            slot = self._downloader_slot(domain.key)
-            if slot is not None:
-                slot.concurrency, slot.delay = domain.sensor.limit, max(domain.delay, domain.pace.interval)
+            domain.act(self._downloader_slot(domain.key))
 
     def _pause_downloader(self, key: str, seconds: float) -> None:
         """Requests already in the slot's queue wait too (our downloader's public ``pause_slot``)."""
@@ -293,9 +296,7 @@ class AdaptiveConcurrencyMiddleware:
 
     def _show_pace(self, domain: Domain) -> None:
         self.stats.set_value(f"pace/rate/{domain.key}", round(domain.pace.rate or 0.0, 2))
-        slot = self._downloader_slot(domain.key)
-        if slot is not None:
-            slot.delay = max(domain.delay, domain.pace.interval)
+        domain.act(self._downloader_slot(domain.key))
 
     # -- helpers -------------------------------------------------------------------------
     def _domain(self, key: str) -> Domain:
