@@ -330,6 +330,7 @@ class ProgressReporter:
             details = self.stages.get("detail") or StageCounters()
             detail_done, detail_pending = details.finished, details.pending
             discovered = _int_or_none(stats.get_value("products/discovered")) or details.started
+        in_flight, concurrency = self._downloading()
         return Progress(
             now=now,
             detail_done=detail_done,
@@ -341,8 +342,8 @@ class ProgressReporter:
             expected_list_pages=_int_or_none(stats.get_value("catalog/expected_list_pages")),
             detail_fetched=fetches.finished,
             detail_fetch_pending=0 if finished else fetches.pending,
-            in_flight=self._in_flight(),
-            concurrency=self._concurrency(),
+            in_flight=in_flight,
+            concurrency=concurrency,
             latency=math.fsum(self.recent_latencies) / len(self.recent_latencies) if self.recent_latencies else None,
         )
 
@@ -409,21 +410,19 @@ class ProgressReporter:
         details = self.stages.get("detail")
         return details.finished if details else 0
 
-    def _in_flight(self) -> int | None:
-        """Requests transferring in the downloader's slots now (None without an engine)."""
+    def _downloading(self) -> tuple[int | None, int | None]:
+        """Requests transferring in the downloader's slots now, and those slots' concurrency limits
+        (None without an engine)."""
         try:
-            slots = self.crawler.engine.downloader.slots  # type: ignore[union-attr]
-            return sum(len(slot.transferring) for slot in slots.values())
+            downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
+            slots = [slot for slot in downloader.slots.values() if slot.transferring]
         except AttributeError:
-            return None
-
-    def _concurrency(self) -> int | None:
-        """The concurrency limits of the slots downloading now (None without an engine)."""
+            return None, None
         try:
-            slots = self.crawler.engine.downloader.slots  # type: ignore[union-attr]
-            return sum(int(slot.concurrency) for slot in slots.values() if slot.transferring)
+            concurrency: int | None = sum(int(slot.concurrency) for slot in slots)
         except (AttributeError, TypeError, ValueError):
-            return None
+            concurrency = None
+        return sum(len(slot.transferring) for slot in slots), concurrency
 
     def _stage(self, stage: str) -> StageCounters:
         counters = self.stages.get(stage)
