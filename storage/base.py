@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Table, exc, text
 
-from storage.engine import DatabaseError, one_line, open_engine
+from storage.engine import DatabaseError, is_transient, one_line, open_engine
 from storage.schema import SCHEMA_LOCK_KEY, metadata
 
 __all__ = ["SqlStore"]
+
+T = TypeVar("T")
+
+
+class CountsRetries(Protocol):
+    """A write's result that counts the retries it took."""
+
+    retries: int
 
 class SqlStore:
     """An engine on ``url`` (an SQLAlchemy database URL) for one writer thread.
@@ -68,6 +77,21 @@ class SqlStore:
                 metadata.create_all(self.engine, tables=self.TABLES)
         except exc.SQLAlchemyError as e:
             raise DatabaseError(f"cannot create tables in {self.url_shown}: {one_line(e)}") from None
+
+    def _with_retries(self, write: Callable[[], T], result: CountsRetries) -> T:
+        """``write()`` (one transaction); a transient database error runs it again, up to
+        ``retries`` times ``retry_delay`` apart, each counted in ``result.retries``.  Any
+        other error, or the last transient one, is raised."""
+        attempt = 0
+        while True:
+            try:
+                return write()
+            except exc.SQLAlchemyError as e:
+                if not is_transient(e) or attempt >= self.retries:
+                    raise
+                attempt += 1
+                result.retries += 1
+                self._sleep(self.retry_delay)
 
     def close(self) -> None:
         """Close every pooled connection."""

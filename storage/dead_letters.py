@@ -33,7 +33,7 @@ from sqlalchemy import exc, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.base import SqlStore
-from storage.engine import IN_CHUNK, chunks, dialect_insert, is_transient, one_line, utc_iso
+from storage.engine import IN_CHUNK, chunks, dialect_insert, one_line, utc_iso
 from storage.schema import (
     CLASS_LENGTH,
     FINGERPRINT_LENGTH,
@@ -242,25 +242,21 @@ class DeadLetterStore(SqlStore):
         values = _merge(rows)
         ids = sorted({int(i) for i in remove_ids})
         result = WriteResult()
-        attempt = 0
-        while True:
-            try:
-                with self._writer.begin() as conn:
-                    removed = 0
-                    for chunk in chunks(ids):
-                        removed += conn.execute(dead_letters.delete().where(dead_letters.c.id.in_(chunk))).rowcount
-                    if values:
-                        conn.execute(self.upsert, values)
-                result.added = len(rows)
-                result.removed = removed
-                break
-            except exc.SQLAlchemyError as e:
-                if is_transient(e) and attempt < self.retries:
-                    attempt += 1
-                    result.retries += 1
-                    self._sleep(self.retry_delay)
-                    continue
-                raise DeadLetterWriteError(f"cannot write to {self.url_shown}: {one_line(e)}") from e
+
+        def transaction() -> int:
+            with self._writer.begin() as conn:
+                removed = 0
+                for chunk in chunks(ids):
+                    removed += conn.execute(dead_letters.delete().where(dead_letters.c.id.in_(chunk))).rowcount
+                if values:
+                    conn.execute(self.upsert, values)
+            return removed
+
+        try:
+            result.removed = self._with_retries(transaction, result)
+        except exc.SQLAlchemyError as e:
+            raise DeadLetterWriteError(f"cannot write to {self.url_shown}: {one_line(e)}") from e
+        result.added = len(rows)
         result.seconds = time.perf_counter() - started
         return result
 

@@ -321,20 +321,10 @@ class ProductStore(SqlStore):
         return ops
 
     def _write_with_retries(self, ops: list[_Op], result: BatchResult) -> None:
-        attempt = 0
-        while True:
-            try:
-                result.add(self._write_once(ops))
-                return
-            except exc.SQLAlchemyError as e:
-                if is_transient(e) and attempt < self.retries:
-                    attempt += 1
-                    result.retries += 1
-                    self._sleep(self.retry_delay)
-                    continue
-                error = e
-                break
-        self._split(ops, result, error)
+        try:
+            result.add(self._with_retries(lambda: self._write_once(ops), result))
+        except exc.SQLAlchemyError as e:
+            self._split(ops, result, e)
 
     def _split(self, ops: list[_Op], result: BatchResult, error: exc.SQLAlchemyError) -> None:
         """Write ``ops`` (which failed as a whole with ``error``) in halves, isolating bad rows.
