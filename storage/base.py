@@ -38,6 +38,7 @@ class SqlStore:
     ``retries`` / ``retry_delay``: attempts of a write that failed with a
     transient error (e.g. "database is locked").
     ``sqlite_busy_timeout``: seconds an SQLite writer waits for a lock.
+    ``must_exist``: refuse an SQLite file that does not exist (commands that only read).
     ``TABLES``: the tables :meth:`create_schema` creates (None: all).
     """
 
@@ -51,12 +52,15 @@ class SqlStore:
         retry_delay: float = 0.5,
         sqlite_busy_timeout: float = 5.0,
         echo: bool = False,
+        must_exist: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.retries = max(0, int(retries))
         self.retry_delay = max(0.0, float(retry_delay))
         self._sleep = sleep
-        self.engine, self.url_shown = open_engine(url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo)
+        self.engine, self.url_shown = open_engine(
+            url, sqlite_busy_timeout=sqlite_busy_timeout, echo=echo, must_exist=must_exist
+        )
         self.dialect = self.engine.dialect.name
         #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
         self._writer = self.engine.execution_options(store_write=True)

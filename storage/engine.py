@@ -94,8 +94,14 @@ def chunks(values: list[Any], size: int = IN_CHUNK) -> list[list[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def open_engine(url: str, *, sqlite_busy_timeout: float = 5.0, echo: bool = False) -> tuple[Engine, str]:
+def open_engine(
+    url: str, *, sqlite_busy_timeout: float = 5.0, echo: bool = False, must_exist: bool = False
+) -> tuple[Engine, str]:
     """The engine of the database URL ``url``, connected once, and the URL to show (password hidden).
+
+    ``must_exist``: for commands that only read (``scrapy dlq``, ``export``,
+    ``changes``): an SQLite file that does not exist is a :class:`DatabaseError`
+    ("no database at ..."), never created empty.
 
     Shared by every store of the database (products, dead letters).  SQLite:
     the file's directory is created, connections may move between threads,
@@ -121,6 +127,8 @@ def open_engine(url: str, *, sqlite_busy_timeout: float = 5.0, echo: bool = Fals
         if _sqlite_is_memory(parsed):
             # one connection shared by the creating and the writer thread
             kwargs["poolclass"] = StaticPool
+        elif must_exist:
+            _require_file(parsed, shown)
         else:
             _make_parent_dir(parsed, shown)
     else:
@@ -173,6 +181,17 @@ def _make_parent_dir(url: URL, shown: str) -> None:
     except OSError as e:
         reason = "Not a directory" if isinstance(e, FileExistsError) else (e.strerror or str(e))
         raise DatabaseError(f"cannot open database {shown}: cannot create directory {parent}: {reason}") from None
+
+
+def _require_file(url: URL, shown: str) -> None:
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("1", "true") or database.startswith("file:"):
+        return  # an SQLite URI filename: left to SQLite
+    if not os.path.isfile(database):
+        raise DatabaseError(
+            f"no database at {shown} ({os.path.abspath(database)} does not exist):"
+            " check DATABASE_URL / CRAWLER_DATABASE_URL, or crawl first"
+        )
 
 
 def _setup_sqlite(engine: Engine, busy_timeout: float) -> None:
