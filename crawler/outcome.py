@@ -13,7 +13,9 @@ code  name               when
 2     config             bad configuration: profile, setting, spider name,
                          database URL (nothing was crawled)
 3     nothing_found      no product discovered: the site was unreachable, or
-                         its list pages held no product link
+                         its list pages held no product link (products an
+                         earlier run ended, ``products/carried``, count as
+                         found)
 4     incomplete         products lost, writes that did not commit, list
                          pages that were never crawled, or fewer products
                          discovered than the site states (its last page
@@ -128,7 +130,10 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
 
     # (a run resumed from a JOBDIR may discover nothing new and still store what was queued)
     stored = sum(_int(stats, f"store/{k}") for k in ("inserted", "updated", "unchanged"))
-    if discovered == 0 and stored == 0:
+    # products an earlier run already ended (an incremental run's known products, a resumed
+    # run's products done before the interruption): found, not fetched again
+    carried = _int(stats, "products/carried")
+    if discovered == 0 and stored == 0 and carried == 0:
         list_pages = _int(stats, "catalog/list_pages")
         failed_lists = _int(stats, "dlq/added/stage/list")
         if list_pages == 0:
@@ -155,8 +160,9 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
         problems.append(f"{failed_lists} list page(s) never crawled (dead-lettered{_pages(stats)}):"
                         " their products are unknown")
     expected = _int(stats, "catalog/expected_products")
-    if expected and discovered < expected and reason in FINISHED_REASONS and not failed_lists:
-        problems.append(f"discovered {discovered} of the {expected} products the site's list states")
+    if expected and discovered + carried < expected and reason in FINISHED_REASONS and not failed_lists:
+        found = f"{discovered} (+{carried} from earlier runs)" if carried else str(discovered)
+        problems.append(f"discovered {found} of the {expected} products the site's list states")
     if problems:
         return Outcome(INCOMPLETE, "incomplete: " + "; ".join(problems))
 
@@ -168,4 +174,5 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
             f"{dead} of {discovered} products dead-lettered (MAX_DEAD_LETTERS={limit}): see `scrapy dlq list`",
         )
     saved = _int(stats, "products/saved")
-    return Outcome(OK, f"ok: {discovered} products discovered, {saved} saved, {dead} dead-lettered")
+    earlier = f", {carried} ended by earlier runs" if carried else ""
+    return Outcome(OK, f"ok: {discovered} products discovered, {saved} saved, {dead} dead-lettered{earlier}")

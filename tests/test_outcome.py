@@ -89,3 +89,15 @@ def test_more_products_than_the_site_states_is_fine_and_a_limit_is_not_judged():
     assert judge({**GOOD, "catalog/expected_products": 290}).status == OK  # the catalogue grew
     limited = {**GOOD, "finish_reason": "closespider_itemcount", "catalog/expected_products": 5000}
     assert judge(limited).status == OK
+
+
+def test_products_an_earlier_run_ended_count_as_found():
+    # an incremental run on an unchanged catalogue, or a resumed run with nothing left to do
+    nothing_new = {"finish_reason": "finished", "catalog/list_pages": 2, "products/carried": 40}
+    outcome = judge(nothing_new)
+    assert outcome.status == OK and "40 ended by earlier runs" in outcome.reason
+    # the site's stated count is checked against discovered + carried
+    stated = {**GOOD, "catalog/expected_products": 310, "products/carried": 10}
+    assert judge(stated).status == OK
+    short = judge({**stated, "products/carried": 5})
+    assert short.status == INCOMPLETE and "(+5 from earlier runs) of the 310" in short.reason
