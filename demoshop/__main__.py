@@ -63,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args and args[0] in COMMANDS else "serve"
-    options = _parser(command).parse_args(args)
+    parser = _parser(command)
+    options = parser.parse_args(args)
+    if command == "serve" and options.new > options.grow:
+        parser.error(f"--new {options.new} is more than --grow {options.grow}: --new counts --grow products")
     catalogue = _catalogue(options)
     if command == "truth":
         write = sys.stdout.write
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         request_log_path=options.request_log,
         faults=FaultConfig.from_options(options),
         grow_every=options.grow_every,
+        new=options.new,
     )
     return 0
 

@@ -230,10 +230,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The fault, capacity and growth flags of ``serve``."""
     parser.add_argument(
         "--grow-every",
-        type=_number(int, 1),
+        type=_number(int, 0),
         default=10,
         metavar="K",
-        help="with --grow: one product is added after every K-th list-page request (default 10)",
+        help="with --grow: one product is added after every K-th list-page request (default 10; "
+        "0: never while the shop is served)",
+    )
+    parser.add_argument(
+        "--new",
+        type=_number(int, 0),
+        default=0,
+        metavar="K",
+        help="with --grow G: K (<= G) of the G products are already at the top when the shop starts "
+        "(added since an earlier run); --products N --grow K --grow-every 0 is a catalogue of N "
+        "products, --products N --grow K --new K the same catalogue K products later",
     )
     group = parser.add_argument_group("faults (all off by default)")
     group.add_argument(

@@ -314,7 +314,9 @@ class ShopPages:
     listens (setting it clears the caches).  Growth: the catalogue's ``grow`` newest Matter
     products are hidden at first; after every ``grow_every``-th list-page request that reaches
     the pages, one more appears at the top (``start``, the newest visible Matter index, drops by
-    one) and every cached list page is dropped.  A detail page of a product not yet added is a 404.
+    one) and every cached list page is dropped (``grow_every`` 0: never).  ``new`` of the ``grow``
+    products are at the top from the start (added since an earlier run of the shop).  A detail
+    page of a product not yet added is a 404.
     """
 
     def __init__(
@@ -323,15 +325,18 @@ class ShopPages:
         base_url: str = DEFAULT_BASE_URL,
         dead_base: str | None = None,
         grow_every: int = 1,
+        new: int = 0,
     ) -> None:
-        if grow_every < 1:
-            raise ValueError("grow_every must be >= 1")
+        if grow_every < 0:
+            raise ValueError("grow_every must be >= 0")
+        if not 0 <= new <= catalogue.grow:
+            raise ValueError(f"new must be between 0 and grow ({catalogue.grow})")
         self.catalogue = catalogue
         #: ``http://<dead host>:<port>/`` when dead-host products get absolute links there.
         self.dead_base = dead_base
         self.grow_every = grow_every
         #: Index of the newest visible Matter product.
-        self.start = catalogue.grow
+        self.start = catalogue.grow - new
         #: List-page requests counted for growth.
         self.list_requests = 0
         self._base_url = base_url
@@ -372,7 +377,7 @@ class ShopPages:
                 (self._lists if is_list else self._cache)[target] = response
         else:
             is_list = True
-        if is_list and count and self.start > 0:
+        if is_list and count and self.start > 0 and self.grow_every:
             self.list_requests += 1
             if self.list_requests % self.grow_every == 0:
                 self.grow()

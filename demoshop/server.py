@@ -207,6 +207,7 @@ def serve(
     interceptors: Sequence[Interceptor] = (),
     faults: FaultConfig | None = None,
     grow_every: int = 1,
+    new: int = 0,
 ) -> None:
     """Listen, print the base URL on stdout, run until SIGTERM/SIGINT.
 
@@ -214,7 +215,8 @@ def serve(
     host (see :mod:`demoshop.faults`); they come before ``interceptors``.  With a
     dead host, a second line ``dead: http://<dead host>:<port>/`` follows the URL.
     A growing catalogue (``catalogue.grow``) adds a product after every
-    ``grow_every``-th list-page request (see :class:`demoshop.pages.ShopPages`).
+    ``grow_every``-th list-page request, ``new`` of its products listed from the start
+    (see :class:`demoshop.pages.ShopPages`).
     """
     from twisted.internet import reactor
 
@@ -231,10 +233,10 @@ def serve(
 
         if catalogue.dead_share > 0:
             dead_base = start_dead_host(faults, catalogue.dead_host, reactor, request_log)
-        pages = ShopPages(catalogue, dead_base=dead_base, grow_every=grow_every)
+        pages = ShopPages(catalogue, dead_base=dead_base, grow_every=grow_every, new=new)
         chain = build_interceptors(faults, catalogue, pages, reactor)
     else:
-        pages = ShopPages(catalogue, grow_every=grow_every)
+        pages = ShopPages(catalogue, grow_every=grow_every, new=new)
     site = make_site(catalogue, [*chain, *interceptors], request_log, pages)
     listening = reactor.listenTCP(port, site, backlog=1024, interface=host)
     if request_log is not None:
