@@ -61,7 +61,7 @@ ITEM_PIPELINES = {
 # Replays dead letters instead of the start requests, only with DLQ_REQUEUE
 # (scrapy dlq requeue); not loaded otherwise.
 SPIDER_MIDDLEWARES = {
-    "extensions.dead_letters.DeadLetterRequeueMiddleware": 950,
+    "crawler.middlewares.dead_letter_requeue.DeadLetterRequeueMiddleware": 950,
 }
 
 EXTENSIONS = {

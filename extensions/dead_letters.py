@@ -12,8 +12,8 @@ reactor thread and written by ONE writer thread in batches, at least every
 ``DLQ_FLUSH_INTERVAL`` seconds, and all of them before the spider finishes
 closing (``spider_closed`` is awaited by Scrapy's engine).
 
-:class:`DeadLetterRequeueMiddleware` (spider middleware, active only with
-``DLQ_REQUEUE = True``) replays dead letters instead of the spider's start
+:class:`crawler.middlewares.dead_letter_requeue.DeadLetterRequeueMiddleware`
+(spider middleware, active only with ``DLQ_REQUEUE = True``) replays dead letters instead of the spider's start
 requests (``DLQ_REQUEUE_FILTER`` selects them); a replayed request whose
 callback then runs to the end on a non-error response is removed from the
 queue, one that fails again updates its dead letter (``times`` + 1).
@@ -29,13 +29,10 @@ follow ``STORE_RETRY_TIMES`` / ``STORE_RETRY_DELAY``.  Stats: ``dlq/added``,
 
 from __future__ import annotations
 
-import base64
-import inspect
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -43,13 +40,13 @@ from typing import TYPE_CHECKING, Any, Self
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.python.failure import Failure
 
 from crawler import defaults
 from crawler.errors import ConfigError
-from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
+from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, strip_url_credentials
+from crawler.request_records import DLQ_ID, request_to_record
 from crawler.signals import dead_letter_queue_opened, dead_letters_stored, request_dead_lettered
 from storage.dead_letters import (
     DeadLetterFilter,
@@ -63,179 +60,13 @@ from storage.writer import FlushTimer, WriterThread
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
 
-#: ``request.meta`` key of a replayed dead letter: its row id.
-DLQ_ID = "dlq_id"
 #: Rows handed to the writer thread at once (a fuller buffer is written at once).
 BATCH_SIZE = 500
-#: Dead letters read per query when requeueing.
-REQUEUE_PAGE = 500
 #: Longest ``last_exception`` stored.
 EXCEPTION_LENGTH = 2000
-
-#: Meta keys that Scrapy, the project's middlewares or this queue manage per
-#: download or per crawl: not stored, so a replay starts with a fresh state.
-MANAGED_META_KEYS = frozenset(
-    {
-        "download_slot",
-        "download_latency",
-        "download_timeout",
-        "retry_times",
-        "redirect_times",
-        "redirect_ttl",
-        "redirect_urls",
-        "redirect_reasons",
-        "is_start_request",
-        "not_before",  # crawler.scheduler.NOT_BEFORE: backoff / parking time
-        "product_ref",  # extensions.accounting.REF: per-crawl product counter
-        DLQ_ID,
-    }
-)
-#: Meta keys starting with these are managed too (``_breaker_allowed``, ``retry_*``, ``dlq_*``, ...).
-MANAGED_META_PREFIXES = ("_", "retry_", "dlq_")
-
-_UNRESOLVED = object()
-
-
-# --- requests <-> JSON records --------------------------------------------------------
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True
-
-
-def _managed(key: Any, extra: Iterable[str] = ()) -> bool:
-    return not isinstance(key, str) or key in MANAGED_META_KEYS or key.startswith(MANAGED_META_PREFIXES) or key in extra
-
-
-def _method_name(spider: Spider | None, func: Any) -> Any:
-    """The name of the spider method ``func`` (a callback), None for None, else ``_UNRESOLVED``."""
-    if func is None or isinstance(func, str):
-        return func
-    target = getattr(func, "__func__", None)
-    if spider is None or target is None or getattr(func, "__self__", None) is not spider:
-        return _UNRESOLVED
-    name = getattr(func, "__name__", "")
-    if getattr(getattr(spider, name, None), "__func__", None) is target:
-        return name
-    for member, bound in inspect.getmembers(spider, predicate=inspect.ismethod):
-        if bound.__func__ is target:
-            return member
-    return _UNRESOLVED
-
-
-def request_to_record(
-    request: Request,
-    spider: Spider | None,
-    drop_meta: Iterable[str] = (),
-    redact_headers: Iterable[str] = REDACTED_HEADERS,
-    redact_meta: Iterable[str] = REDACTED_META_KEYS,
-) -> dict[str, Any]:
-    """A JSON-safe dict to rebuild ``request`` with :func:`request_from_record`.
-
-    What ``request.to_dict(spider=spider)`` holds, without credentials
-    (:func:`crawler.redaction.redact_record`: no ``Authorization``,
-    ``Proxy-Authorization`` or ``Cookie`` header, no cookies, no
-    ``http_user``/``http_pass``, no ``user:password@`` in the URL or the proxy;
-    ``"redacted"`` lists what was removed): url, method, headers (text), body (text, or base64 with
-    ``"body_encoding": "base64"``), callback and errback by NAME (methods of
-    ``spider``), cb_kwargs, priority, flags, encoding, cookies, the subclass
-    (``_class``) and its attributes, and the JSON-serialisable meta keys
-    except those managed per download or per crawl (:data:`MANAGED_META_KEYS`,
-    :data:`MANAGED_META_PREFIXES`, ``drop_meta``).  Values that cannot be
-    stored are listed in ``"dropped"`` (``"callback"`` when the callback is
-    not a method of the spider: such a record cannot be replayed).
-    """
-    extra = frozenset(drop_meta)
-    dropped: list[str] = []
-    record: dict[str, Any] = {"url": request.url, "method": request.method}
-    for name in ("callback", "errback"):
-        method = _method_name(spider, getattr(request, name))
-        if method is _UNRESOLVED:
-            dropped.append(name)
-            method = None
-        record[name] = method
-    record["headers"] = {
-        key.decode("latin-1"): [value.decode("latin-1") for value in values] for key, values in request.headers.items()
-    }
-    body = request.body
-    try:
-        record["body"] = body.decode("utf-8")
-    except UnicodeDecodeError:
-        record["body"] = base64.b64encode(body).decode("ascii")
-        record["body_encoding"] = "base64"
-    meta: dict[str, Any] = {}
-    for key, value in request.meta.items():
-        if _managed(key, extra):
-            continue
-        if _is_json(value):
-            meta[key] = value
-        else:
-            dropped.append(f"meta.{key}")
-    record["meta"] = meta
-    # what request.to_dict() holds, with the callbacks resolved above (to_dict() raises for a non-method)
-    attributes = {name: getattr(request, name) for name in request.attributes}
-    if type(request) is not Request:
-        attributes["_class"] = f"{type(request).__module__}.{type(request).__name__}"
-    for name, value in attributes.items():
-        if name in record:
-            continue
-        if name == "cb_kwargs":
-            kwargs = {}
-            for key, arg in (value or {}).items():
-                if isinstance(key, str) and _is_json(arg):
-                    kwargs[key] = arg
-                else:
-                    dropped.append(f"cb_kwargs.{key}")
-            record[name] = kwargs
-        elif _is_json(value):
-            record[name] = value
-        else:
-            dropped.append(name)
-    if dropped:
-        record["dropped"] = dropped
-    return redact_record(record, redact_headers, redact_meta)
-
-
-def request_from_record(
-    record: Mapping[str, Any], spider: Spider, *, dlq_id: int | None = None, drop_meta: Iterable[str] = ()
-) -> Request:
-    """The request ``record`` (:func:`request_to_record`) describes, for a replay by ``spider``.
-
-    ``dont_filter`` is set, managed meta keys are left out (a fresh retry
-    state) and ``meta["dlq_id"]`` is ``dlq_id``.  Raises ValueError when the
-    record cannot be replayed (its callback or errback was not a spider
-    method, or is not one of this spider).
-    """
-    lost = [name for name in ("callback", "errback") if name in (record.get("dropped") or ())]
-    if lost:
-        raise ValueError(f"its {' and '.join(lost)} was not a method of the spider")
-    data = {key: value for key, value in record.items() if key not in ("body_encoding", "dropped")}
-    body = record.get("body") or ""
-    data["body"] = base64.b64decode(body) if record.get("body_encoding") == "base64" else str(body).encode("utf-8")
-    headers: dict[bytes, list[bytes]] = {}
-    for key, values in (record.get("headers") or {}).items():
-        values = values if isinstance(values, list) else [values]
-        headers[str(key).encode("latin-1")] = [str(v).encode("latin-1") for v in values]
-    data["headers"] = headers
-    extra = frozenset(drop_meta)
-    meta = {key: value for key, value in (record.get("meta") or {}).items() if not _managed(key, extra)}
-    if dlq_id is not None:
-        meta[DLQ_ID] = dlq_id
-    data["meta"] = meta
-    data["dont_filter"] = True
-    try:
-        return request_from_dict(data, spider=spider)
-    except (TypeError, KeyError, AttributeError, ImportError) as e:
-        raise ValueError(f"invalid request record: {' '.join(str(e).split())}") from None
-
 
 def spider_args_of(spider: Spider | None) -> dict[str, str]:
     """The ``-a`` arguments that recreate ``spider``: ``spider.dead_letter_args`` (a dict) or ``{}``."""
@@ -548,95 +379,3 @@ class DeadLetterQueue:
             logger.error("Dead-letter queue: %s: unexpected error", what, exc_info=_exc_info(failure))
         for row in rows:  # at least the log keeps them
             logger.error("Dead letter not stored: %s %s: %s %s", row.method, row.url, row.failure_class, row.reason)
-
-
-
-# --- the requeue middleware -------------------------------------------------------------------
-
-
-class DeadLetterRequeueMiddleware:
-    """With ``DLQ_REQUEUE``: replay dead letters instead of the spider's start requests.
-
-    The selection is ``DLQ_REQUEUE_FILTER`` (spider, site, reason,
-    failure_class, stage, ids, spider_args), always narrowed to this spider's
-    name and, unless the filter names them, to its current ``-a`` arguments
-    (``dead_letter_args``): a letter is only replayed by a spider made like
-    the one that gave it up.  Each request is rebuilt with
-    :func:`request_from_record` (``dont_filter``, fresh retry state,
-    ``meta["dlq_id"]``).  When the callback of a replayed request has run to
-    the end on a response below 400 and the request was not dead-lettered
-    again, its dead letter is removed.  Without ``DLQ_REQUEUE`` the
-    middleware is not loaded at all.
-    """
-
-    def __init__(self, crawler: Crawler, queue: DeadLetterQueue, filters: DeadLetterFilter) -> None:
-        self.crawler = crawler
-        self.queue = queue
-        self.filters = filters
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        if not settings.getbool("DLQ_REQUEUE", defaults.DLQ_REQUEUE):
-            raise NotConfigured
-        filters = parse_filter(settings.get("DLQ_REQUEUE_FILTER", defaults.DLQ_REQUEUE_FILTER))
-        queue = crawler.get_extension(DeadLetterQueue)
-        if queue is None:
-            raise ConfigError("DLQ_REQUEUE needs the dead-letter queue: DLQ_ENABLED and the DeadLetterQueue extension")
-        return cls(crawler, queue, filters)
-
-    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Ignore the spider's start requests; yield the selected dead letters, by id."""
-        closer = getattr(start, "aclose", None)
-        if closer is not None:
-            await closer()
-        spider = self.crawler.spider
-        filters = replace(self.filters, spider=self.filters.spider or spider.name)
-        if filters.spider_args is None:
-            filters = replace(filters, spider_args=canonical_args(spider_args_of(spider)))
-        logger.info("Requeueing dead letters instead of the start requests: %s", json.dumps(filters.to_dict()))
-        stats = self.crawler.stats
-        requeued = skipped = 0
-        async for row in self._rows(filters):
-            try:
-                request = request_from_record(
-                    json.loads(row["request"]), spider, dlq_id=int(row["id"]), drop_meta=self.queue.drop_meta
-                )
-            except ValueError as e:
-                skipped += 1
-                stats.inc_value("dlq/requeue_skipped")
-                logger.warning("Dead letter %s (%s) cannot be replayed: %s", row["id"], row["url"], e)
-                continue
-            requeued += 1
-            stats.inc_value("dlq/requeued")
-            yield request
-        level = logging.INFO if requeued else logging.WARNING
-        logger.log(level, "Requeued %d dead letters (%d could not be replayed)", requeued, skipped)
-
-    async def _rows(self, filters: DeadLetterFilter) -> AsyncIterator[dict[str, Any]]:
-        store = self.queue.store
-        if filters.ids is not None:
-            ids = list(filters.ids)
-            for start in range(0, len(ids), REQUEUE_PAGE):
-                chunk = replace(filters, ids=tuple(ids[start : start + REQUEUE_PAGE]))
-                for row in await maybe_deferred_to_future(self.queue.read(store.list, chunk, limit=None)):
-                    yield row
-            return
-        last: int | None = None
-        while True:
-            rows = await maybe_deferred_to_future(
-                self.queue.read(store.list, filters, limit=REQUEUE_PAGE, after_id=last)
-            )
-            for row in rows:
-                yield row
-            if len(rows) < REQUEUE_PAGE:
-                return
-            last = rows[-1]["id"]
-
-    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Pass the output on; once a replayed request's callback has finished, it has recovered."""
-        async for item in result:
-            yield item
-        request = getattr(response, "request", None)
-        if request is not None and DLQ_ID in request.meta and response.status < 400:
-            self.queue.request_recovered(request)

@@ -30,17 +30,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
 from crawler.errors import ConfigError
+from crawler.request_records import DLQ_ID, request_from_record, request_to_record
 from crawler.siteprofile import load_profile
 from crawler.spiders.catalog import CatalogSpider
 from demoshop.catalogue import Catalogue
 from demoshop.process import ShopProcess
-from extensions.dead_letters import (
-    DLQ_ID,
-    parse_filter,
-    request_from_record,
-    request_to_record,
-    spider_args_of,
-)
+from extensions.dead_letters import parse_filter, spider_args_of
 from storage.dead_letters import (
     COLUMNS,
     DeadLetterFilter,

@@ -9,8 +9,8 @@ import textwrap
 import scrapy
 
 from crawler.redaction import SecretsFilter, mask_passwords, redact_record, strip_url_credentials
+from crawler.request_records import request_to_record
 from demoshop.process import ShopProcess
-from extensions.dead_letters import request_to_record
 from tests.test_dead_letters import dlq, query, run
 
 SECRETS = ("s3cr3t-token", "cookie-value-42", "hunter2", "proxy-pw-9", "url-pw-7", "api-key-5")
