@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from crawler import paths
 from crawler.errors import ConfigError
 
+# --- where files go (crawler/paths.py) ------------------------------------------
+#: Directory of the default database (and its lock files): ``<project>/data`` when
+#: run inside the project (a scrapy.cfg naming crawler.settings in the working
+#: directory or above), else ``$XDG_DATA_HOME/catalog-crawler/data``; the
+#: environment variable CRAWLER_DATA_DIR sets it.
+DATA_DIR = str(paths.default_data_dir())
+#: Directory of the JSON stats dumps: ``<project>/stats`` or
+#: ``$XDG_DATA_HOME/catalog-crawler/stats`` as above; CRAWLER_STATS_DIR sets it.
+STATS_DIR = str(paths.default_stats_dir())
+
 # --- storage (pipelines/store.py) -------------------------------------------
-#: SQLAlchemy URL of the database products are saved to.
-DATABASE_URL = "sqlite:///data/catalog.db"
+#: SQLAlchemy URL of the database products are saved to; empty:
+#: ``sqlite:///<DATA_DIR>/catalog.db``.
+DATABASE_URL = ""
 #: Rows written per transaction.
 STORE_BATCH_SIZE = 1000
 #: A partial batch is written at least this often (seconds).
@@ -30,6 +42,11 @@ STORE_RETRY_DELAY = 0.5
 #: lock for PostgreSQL); a second run exits at once with status 7.
 RUN_LOCK_ENABLED = True
 
+# --- site views (extensions/site_views.py, storage/views.py) -------------------
+#: Create or replace the SQL view ``products_<site>`` (one column per profile
+#: field) when a crawl of the site starts.
+SITE_VIEWS_ENABLED = True
+
 # --- outcome and exit status (extensions/outcome.py, crawler/outcome.py) ------
 #: Dead letters a crawl may leave and still exit 0: a count, or a share of the
 #: discovered products ("2%").
@@ -38,8 +55,8 @@ MAX_DEAD_LETTERS: int | str = 0
 # --- stats dump (extensions/stats_dump.py) ----------------------------------
 #: Enable the JSON stats dump written when the spider closes.
 STATS_DUMP_ENABLED = True
-#: Directory of the dumps: ``<dir>/<spider>-<UTC timestamp>-<pid>.json``.
-STATS_DUMP_DIR = "stats"
+#: Directory of the dumps: ``<dir>/<spider>-<UTC timestamp>-<pid>.json``; empty: STATS_DIR.
+STATS_DUMP_DIR = ""
 
 # --- site profiles (crawler/siteprofile.py) ---------------------------------
 #: Directory searched for ``-a site=NAME`` (``NAME.toml``); empty: the
@@ -55,9 +72,25 @@ LIST_RECHECK_ROUNDS = 3
 
 
 def get(settings: Any, name: str) -> Any:
-    """Return setting ``name`` from ``settings``, or this module's default."""
+    """Return setting ``name`` from ``settings``, or this module's default.
+
+    A setting derived from another when empty (DATABASE_URL from DATA_DIR,
+    STATS_DUMP_DIR from STATS_DIR) returns the derived value: ``-s DATA_DIR=...``
+    moves the default database, ``-s DATABASE_URL=...`` still wins.
+    """
     value = settings.get(name) if settings is not None else None
-    return globals()[name] if value is None else value
+    if value is None:
+        value = globals()[name]
+    if value == "" and name in _DERIVED:
+        return _DERIVED[name](settings)
+    return value
+
+
+#: Settings whose empty value means "derived from another setting".
+_DERIVED = {
+    "DATABASE_URL": lambda settings: paths.sqlite_url(paths.absolute(get(settings, "DATA_DIR")) / "catalog.db"),
+    "STATS_DUMP_DIR": lambda settings: str(paths.absolute(get(settings, "STATS_DIR"))),
+}
 
 
 def get_number(

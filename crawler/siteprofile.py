@@ -13,6 +13,8 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Formatter
 from typing import Any
@@ -25,8 +27,12 @@ from parsel.csstranslator import HTMLTranslator
 from crawler.coercion import SCALARS, TYPES
 from crawler.errors import ProfileError
 
-#: Where ``-a site=NAME`` looks by default.
-PROFILES_DIR = Path(__file__).parent / "sites"
+#: The profiles shipped with the project, read through the import system: a
+#: directory in a checkout, a folder inside the zipped egg scrapyd runs.
+SHIPPED_PROFILES: Traversable = resources.files(__package__) / "sites"
+#: Where ``-a site=NAME`` looks by default, as a path (names the file in messages;
+#: inside a zipped egg it is the egg's path followed by ``crawler/sites``).
+PROFILES_DIR = Path(str(SHIPPED_PROFILES))
 
 _translator = HTMLTranslator()
 
@@ -185,17 +191,22 @@ class SiteProfile:
         return urljoin(start_url, text)
 
 
-def resolve_profile_path(site: str, directory: str | Path | None = None) -> Path:
-    """Path of the profile for ``-a site=`` (a name in ``directory`` or a path)."""
+def resolve_profile_path(site: str, directory: str | Path | None = None) -> Path | Traversable:
+    """The profile for ``-a site=``: a name in ``directory`` (default: the shipped profiles) or a path.
+
+    A shipped profile is a :class:`~importlib.resources.abc.Traversable`: a
+    :class:`~pathlib.Path` in a checkout, an entry of the zip file in an egg.
+    """
     if site.endswith(".toml") or "/" in site or "\\" in site:
         path = Path(site)
         if not path.is_file():
             raise ProfileError(f"site profile file not found: {site}")
         return path
-    base = Path(directory) if directory else PROFILES_DIR
+    base: Path | Traversable = Path(directory) if directory else SHIPPED_PROFILES
     path = base / f"{site}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in base.glob("*.toml"))
+        entries = base.iterdir() if base.is_dir() else ()
+        known = sorted(p.name[: -len(".toml")] for p in entries if p.name.endswith(".toml"))
         raise ProfileError(
             f"unknown site {site!r}: no {path} (known sites: {', '.join(known) or 'none'})"
         )
@@ -212,7 +223,7 @@ def load_profile(site: str, directory: str | Path | None = None) -> SiteProfile:
         raise ProfileError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_profile(data, path)
+    return parse_profile(data, path if isinstance(path, Path) else Path(str(path)))
 
 
 def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:

@@ -12,12 +12,17 @@ Same options and behaviour as Scrapy's own command, plus:
 * any other error before or during the crawl prints one line and exits 1;
 * a crawl that ran exits with the status :mod:`extensions.outcome` recorded
   (see :mod:`crawler.outcome`: 0 only when every discovered product was saved
-  or accounted for, after commit), printing the reason on stderr when not 0.
+  or accounted for, after commit), printing the reason on stderr when not 0;
+* with a log file (``LOG_FILE``, ``--logfile``; scrapyd gives every job one)
+  the ``error: ...`` line goes to the log file too, with the exit status:
+  scrapyd keeps a job's stderr only in its own log, so the job's log is where
+  a failed job's reason can be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from typing import Any
@@ -30,6 +35,8 @@ from crawler.errors import ConfigError, RunLocked
 from crawler.outcome import CONFIG, ERROR, LOCKED
 from crawler.redaction import install_log_filter
 from extensions.outcome import outcome_of
+
+logger = logging.getLogger(__name__)
 
 #: Scrapy settings read with getbool though their default is an int.
 _BOOL_INTS = frozenset({"TELNETCONSOLE_ENABLED"})
@@ -86,10 +93,13 @@ class Command(ScrapyCrawlCommand):
             return
         status, reason = outcome
         if status:
-            self._fail(status, reason)
+            self._fail(status, reason, logged=True)  # extensions/outcome.py logged the outcome
 
-    def _fail(self, status: int, message: str) -> None:
+    def _fail(self, status: int, message: str, *, logged: bool = False) -> None:
+        """``error: message`` on stderr (and in the log file, unless ``logged``), exit status ``status``."""
         print(f"error: {message}", file=sys.stderr, flush=True)
+        if not logged and self.settings is not None and self.settings.get("LOG_FILE"):
+            logger.error("%s (exit status %d)", message, status)
         self.exitcode = status
 
 
