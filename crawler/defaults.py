@@ -47,6 +47,15 @@ RUN_LOCK_ENABLED = True
 #: field) when a crawl of the site starts.
 SITE_VIEWS_ENABLED = True
 
+# --- crash-safe resume (crawler/middlewares/resume.py, storage/frontier.py) ----------
+#: Record each run's frontier (the requests it discovered, pending or done) in the
+#: database, so the same command resumes a killed or interrupted run.
+RESUME_ENABLED = True
+#: Start afresh: close an open run of the same command instead of resuming it.
+RESUME_DISCARD = False
+#: Buffered frontier records are written at least this often (seconds).
+RESUME_FLUSH_INTERVAL = 1.0
+
 # --- outcome and exit status (extensions/outcome.py, crawler/outcome.py) ------
 #: Dead letters a crawl may leave and still exit 0: a count, or a share of the
 #: discovered products ("2%").
@@ -69,6 +78,9 @@ SITE_PROFILES_DIR = ""
 #: (and on while pages show unseen products); when it finds new products, it
 #: walks every list page once more.  At most this many rounds; 0 turns it off.
 LIST_RECHECK_ROUNDS = 3
+#: ``-a mode=incremental``: the list walk from page 1 stops after this many list
+#: pages in a row without a product that is not stored yet (at least 1).
+INCREMENTAL_STOP_AFTER = 2
 
 
 def get(settings: Any, name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, Self
 
@@ -10,6 +11,9 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
+from sqlalchemy.exc import SQLAlchemyError
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
 
 from crawler import defaults
 from crawler.errors import ConfigError, ProfileError
@@ -24,10 +28,18 @@ from crawler.extraction import (
 from crawler.items import ProductItem
 from crawler.siteprofile import SiteProfile, load_profile
 from crawler.spiders.base import TwoStageSpider
+from crawler.validation import coerce_field
+from storage.engine import DatabaseError
+from storage.known import BY_KEY, BY_URL, KnownProducts, load_known
 
 #: ``meta["recheck"]`` of list pages re-read after the first pass: the walk from
 #: page 1 while pages show unseen products, then the full pass when the catalogue moved.
 TOP, FULL = "top", "full"
+#: ``-a mode=``: fetch every product (the default), or only those not stored yet.
+MODE_FULL, MODE_INCREMENTAL = "full", "incremental"
+MODES = (MODE_FULL, MODE_INCREMENTAL)
+#: ``incremental/stop_reason``: where the incremental list walk ended.
+STOP_KNOWN, STOP_END, STOP_NOTHING_STORED = "known_pages", "end_of_list", "nothing_stored"
 
 
 class CatalogSpider(TwoStageSpider):
@@ -41,6 +53,8 @@ class CatalogSpider(TwoStageSpider):
       the allowed domain follows it.
     * ``allowed_domains``: comma-separated domains to allow instead (e.g. a
       catalogue whose products live on a second host).
+    * ``mode``: ``full`` (default) fetches every product; ``incremental``
+      only those not stored yet (see below).
 
     The profile's ``[settings]`` are applied at ``spider`` priority: above
     the project settings, below ``-s`` on the command line.
@@ -60,6 +74,30 @@ class CatalogSpider(TwoStageSpider):
     round follows, up to ``LIST_RECHECK_ROUNDS`` rounds.  Stats:
     ``catalog/recheck_rounds``, ``catalog/recheck_list_pages``,
     ``catalog/recheck_new_products``.
+
+    Incremental mode (``-a mode=incremental``), for a catalogue listed newest
+    first: when the spider opens, the products of this site already stored
+    (:func:`storage.known.load_known`: saved or rejected, by detail URL, or by
+    key for list-only profiles) are read once, in a thread.  The list pages
+    are then walked one after the other from page 1 (never all at once); a
+    stored product is not requested again (counted in ``products/carried``
+    and ``incremental/skipped_products``, never "discovered"), and the walk
+    stops after ``INCREMENTAL_STOP_AFTER`` consecutive list pages without a
+    product that is neither stored nor seen earlier in the run.  The site's
+    stated size (``catalog/expected_*``) is only recorded when the walk
+    reached the end of the list (else ``incremental/site_products`` and
+    ``incremental/site_list_pages``), so a run that stops early is not judged
+    incomplete and the ETA does not wait for pages that will not be read.
+    The re-check rounds read page 1 again (and on while pages show new
+    products) but never walk every page again: a serial walk from the newest
+    page cannot miss older products that new ones push down (they move to
+    pages not read yet), only products added above pages already read, which
+    the re-read of page 1 finds.  With nothing stored yet the run is a full
+    run.  Stats: ``incremental/known_products``, ``incremental/load_seconds``,
+    ``incremental/list_pages``, ``incremental/skipped_products``,
+    ``incremental/new_products``, ``incremental/stopped_at_page``,
+    ``incremental/stop_reason`` (``known_pages``, ``end_of_list``,
+    ``nothing_stored``).
     """
 
     name = "catalog"
@@ -77,6 +115,12 @@ class CatalogSpider(TwoStageSpider):
         self._recheck_rounds = 0
         self._round = 0
         self._moved = False
+        self.mode = MODE_FULL
+        self._stop_after = defaults.INCREMENTAL_STOP_AFTER
+        #: The stored products (incremental mode, once loaded); None: a full walk.
+        self._known: KnownProducts | None = None
+        #: Consecutive list pages of the incremental walk without a new product.
+        self._known_streak = 0
 
     @classmethod
     def from_crawler(
@@ -85,8 +129,12 @@ class CatalogSpider(TwoStageSpider):
         site: str | None = None,
         start_url: str | None = None,
         allowed_domains: str | None = None,
+        mode: str | None = None,
         **kwargs: Any,
     ) -> Self:
+        mode = (mode or MODE_FULL).strip().lower()
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r} (-a mode=: one of {', '.join(MODES)})")
         if not site:
             raise ProfileError("the catalog spider needs a site profile: -a site=NAME or -a site=path/to/file.toml")
         profile = load_profile(site, defaults.get(crawler.settings, "SITE_PROFILES_DIR"))
@@ -97,7 +145,11 @@ class CatalogSpider(TwoStageSpider):
         crawler.settings.setdict(profile.settings, priority="spider")
         spider = super().from_crawler(crawler, site_profile=profile, **kwargs)
         spider._recheck_rounds = defaults.get_number(crawler.settings, "LIST_RECHECK_ROUNDS", int, 0, ConfigError)
+        spider._stop_after = defaults.get_number(crawler.settings, "INCREMENTAL_STOP_AFTER", int, 1, ConfigError)
+        spider.mode = mode
         crawler.signals.connect(spider.spider_idle, signal=signals.spider_idle)
+        if mode == MODE_INCREMENTAL:
+            crawler.signals.connect(spider.load_known_products, signal=signals.spider_opened)
         return spider
 
     @property
@@ -126,7 +178,68 @@ class CatalogSpider(TwoStageSpider):
             args["start_url"] = starts[0]
         if len(starts) != 1 or domains != ((urlsplit(starts[0]).hostname or ""),):
             args["allowed_domains"] = ",".join(domains)
+        if self.mode != MODE_FULL:
+            args["mode"] = self.mode
         return args
+
+    # --- incremental mode: what is stored already -----------------------------
+    def load_known_products(self) -> Deferred[None]:
+        """(``spider_opened``, incremental mode) Read the stored products of the site, in a thread.
+
+        Scrapy waits for the returned Deferred before the first request.  A
+        database that cannot be read is logged and the run walks every page
+        (nothing is missed; only more is fetched).
+        """
+        url = str(defaults.get(self.crawler.settings, "DATABASE_URL"))
+        by = BY_URL if self.site_profile.detail_pages else BY_KEY
+        began = time.monotonic()
+
+        def loaded(known: KnownProducts) -> None:
+            stats = self.crawler.stats
+            stats.set_value("incremental/known_products", len(known))
+            stats.set_value("incremental/load_seconds", round(time.monotonic() - began, 3))
+            if len(known):
+                self._known = known
+                self.logger.info(
+                    "Incremental mode: %d products of site %r stored (%s); list pages walked from page 1"
+                    " until %d in a row show none new (INCREMENTAL_STOP_AFTER)",
+                    len(known), self.site, "detail URLs" if by == BY_URL else "keys", self._stop_after,
+                )
+            else:
+                stats.set_value("incremental/stop_reason", STOP_NOTHING_STORED)
+                self.logger.info("Incremental mode: no product of site %r stored yet: a full run", self.site)
+
+        def failed(failure: Any) -> None:
+            if not failure.check(DatabaseError, SQLAlchemyError):
+                return failure
+            self.crawler.stats.set_value("incremental/load_error", str(failure.value).splitlines()[0][:300])
+            self.logger.error(
+                "Incremental mode: cannot read the stored products (%s): every list page is walked",
+                str(failure.value).splitlines()[0],
+            )
+            return None
+
+        d = deferToThread(load_known, url, self.site, by)
+        d.addCallbacks(loaded, failed)
+        return d
+
+    def _is_known(self, entry: ListEntry) -> bool:
+        """Whether a list entry is a stored product (incremental mode)."""
+        known = self._known
+        if known is None:
+            return False
+        if known.by == BY_URL:
+            return entry.link is not None and entry.link in known
+        profile = self.site_profile
+        spec = next((s for s in profile.fields if s.name == profile.key), None)
+        raw = entry.card.get(profile.key)
+        if spec is None or raw is None:
+            return False
+        try:
+            value = coerce_field(spec, raw)
+        except ValueError:
+            return False
+        return value is not None and str(value) in known
 
     # --- list stage -----------------------------------------------------------
     def parse_list(self, response: Response) -> Iterator[Any]:
@@ -158,9 +271,16 @@ class CatalogSpider(TwoStageSpider):
                 stats.inc_value("catalog/repeated_products")
                 continue
             self._seen.add(ident)
+            if self._known is not None and self._is_known(entry):
+                # stored by an earlier run: found, not fetched again (incremental mode)
+                stats.inc_value("products/carried")
+                stats.inc_value("incremental/skipped_products")
+                continue
             unseen += 1
             if recheck:
                 stats.inc_value("catalog/recheck_new_products")
+            if self._known is not None:
+                stats.inc_value("incremental/new_products")
             yield self._product(response, page, entry)
         start = meta.get("start_url", response.url)
         if recheck == TOP:
@@ -168,6 +288,8 @@ class CatalogSpider(TwoStageSpider):
         elif recheck == FULL:
             if not meta.get("enumerated"):
                 yield from self._next_page(response, root, page, start, True, recheck=FULL)
+        elif self._known is not None:
+            yield from self._incremental_walk(response, root, page, start, len(entries), unseen)
         else:
             yield from self._more_list_pages(response, root, page, start, len(entries))
 
@@ -212,6 +334,50 @@ class CatalogSpider(TwoStageSpider):
             self._note_last_page(page, found)
         yield from following
 
+    def _incremental_walk(
+        self, response: Response, root: Any, page: int, start: str, found: int, unseen: int
+    ) -> Iterator[scrapy.Request]:
+        """The next list page of the incremental walk, unless it stops here (see the class docstring)."""
+        profile = self.site_profile
+        stats = self.crawler.stats
+        stats.inc_value("incremental/list_pages")
+        last = last_page_number(profile, root)
+        if page == 1:
+            # the site's size, for the record: expected_* only once the walk reached the end
+            expected = total_count(profile, root)
+            if expected is not None:
+                stats.set_value("incremental/site_products", expected)
+            if last is not None:
+                stats.set_value("incremental/site_list_pages", max(last, 1))
+        self._known_streak = self._known_streak + 1 if found and not unseen else 0
+        if self._known_streak >= self._stop_after:
+            self._stop_walk(page, STOP_KNOWN)
+            self.logger.info(
+                "Incremental mode: list pages %d-%d show no new product: not reading further",
+                page - self._known_streak + 1, page,
+            )
+            return
+        following: list[scrapy.Request] = []
+        if last is None or page < last:
+            following = list(self._next_page(response, root, page, start, False))
+            if not following and last is not None and profile.page_url is not None:
+                url = profile.page_link(start, page + 1)
+                following = [self.list_request(url, page + 1, False, start_url=start)]
+        if following:
+            yield from following
+            return
+        # the end of the list: the whole catalogue was walked, so the site's size can be checked
+        self._stop_walk(page, STOP_END)
+        stated = stats.get_value("incremental/site_products")
+        if stated is not None:
+            stats.set_value("catalog/expected_products", stated)
+        stats.set_value("catalog/expected_list_pages", page)
+        self._note_last_page(page, found)
+
+    def _stop_walk(self, page: int, reason: str) -> None:
+        self.crawler.stats.set_value("incremental/stopped_at_page", page)
+        self.crawler.stats.set_value("incremental/stop_reason", reason)
+
     def _next_page(
         self, response: Response, root: Any, page: int, start: str, dont_filter: bool, **meta: Any
     ) -> Iterator[scrapy.Request]:
@@ -255,6 +421,9 @@ class CatalogSpider(TwoStageSpider):
                 yield from self._next_page(response, root, page, start, True, recheck=TOP)
             return
         if not self._moved:
+            return
+        if self._known is not None:
+            # incremental: the serial walk from page 1 missed nothing older (see the class docstring)
             return
         # The catalogue moved during the crawl: products may have slid past any page
         # boundary, so every page after this one is read again.
