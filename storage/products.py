@@ -2,7 +2,9 @@
 
 Pure storage, no Scrapy or Twisted: :class:`ProductStore` writes batches of
 :class:`ProductRow` / :class:`RejectRow` in one transaction each (tables
-``products`` and ``rejected_items`` of :mod:`storage.schema`), and is meant
+``products`` and ``rejected_items`` of :mod:`storage.schema`; a product whose
+content changed keeps its previous version in ``product_versions``, in the same
+transaction, see :mod:`storage.versions`), and is meant
 to be used by ONE thread at a time (the store pipeline's writer thread).
 The engine is made by :func:`storage.engine.open_engine` (URL checks, SQLite
 set-up, one-line :class:`~storage.engine.DatabaseError`), like that of every
@@ -24,7 +26,8 @@ from sqlalchemy.engine import Connection
 from crawler.items import canonical_json
 from storage.base import SqlStore
 from storage.engine import chunks, dialect_insert, is_transient, one_line, utc_iso
-from storage.schema import KEY_LENGTH, products, rejected_items
+from storage.schema import KEY_LENGTH, product_versions, products, rejected_items
+from storage.versions import VERSION_COLUMNS, keep_previous_versions
 
 __all__ = [
     "PRODUCT_COLUMNS",
@@ -104,6 +107,10 @@ class BatchResult:
     retries: int = 0
     isolated: int = 0
     failed: int = 0
+    #: Products whose content changed (their previous version is now in ``product_versions``).
+    changed: int = 0
+    #: Field name -> products of the batch whose that field changed.
+    changed_fields: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     #: (site, key) of the products now in the database (committed).
@@ -125,6 +132,9 @@ class BatchResult:
         self.retries += other.retries
         self.isolated += other.isolated
         self.failed += other.failed
+        self.changed += other.changed
+        for name, count in other.changed_fields.items():
+            self.changed_fields[name] = self.changed_fields.get(name, 0) + count
         self.saved_keys |= other.saved_keys
         self.rejected_urls |= other.rejected_urls
         self._note(other.errors)
@@ -196,6 +206,7 @@ class ProductStore(SqlStore):
         self.reject_upsert = reject_upsert
         self._upsert_products = self._executemany(product_upsert, PRODUCT_COLUMNS)
         self._upsert_rejects = self._executemany(reject_upsert, REJECT_COLUMNS)
+        self._insert_versions = self._executemany(product_versions.insert(), VERSION_COLUMNS)
         self._lookups: dict[str, tuple[Any, str]] = {
             "hashes": (
                 select(p.key, p.content_hash).where(
@@ -370,7 +381,8 @@ class ProductStore(SqlStore):
         return StoreWriteError(f"cannot write to {self.url_shown}: {one_line(error)}", result, 0)
 
     def _write_once(self, ops: list[_Op]) -> BatchResult:
-        """One transaction: count, upsert products, clear their old rejects, upsert rejects."""
+        """One transaction: count, keep the previous versions of changed products, upsert products,
+        clear their old rejects, upsert rejects."""
         result = BatchResult()
         product_values = [op[0] for op in ops if op[1] is not None]
         reject_ops = [op for op in ops if op[1] is None]
@@ -378,15 +390,20 @@ class ProductStore(SqlStore):
             if product_values:
                 existing = self._existing_hashes(conn, product_values)
                 inserted = unchanged = 0
+                changed: list[tuple[Any, ...]] = []
                 for values in product_values:
                     old = existing.get(values[_SITE], _EMPTY).get(values[_KEY])
                     if old is None:
                         inserted += 1
                     elif old == values[_HASH]:
                         unchanged += 1
+                    else:
+                        changed.append(values)
                 result.inserted = inserted
                 result.unchanged = unchanged
                 result.updated = len(product_values) - inserted - unchanged
+                if changed:  # before the upsert overwrites them
+                    self._keep_versions(conn, changed, result)
                 self._upsert_products(conn, product_values)
                 self._clear_rejects(conn, product_values)
             if reject_ops:
@@ -398,6 +415,13 @@ class ProductStore(SqlStore):
         result.saved_keys = {(v[_SITE], v[_KEY]) for v in product_values}
         result.rejected_urls = {(op[0][0], op[0][1]) for op in reject_ops}
         return result
+
+    def _keep_versions(self, conn: Connection, changed: list[tuple[Any, ...]], result: BatchResult) -> None:
+        """Copy the stored rows of the ``changed`` products to ``product_versions`` (same transaction)."""
+        rows = [(v[_SITE], v[_KEY], v[_DATA], v[_SEEN]) for v in changed]
+        counts = keep_previous_versions(conn, rows, self._insert_versions)
+        result.changed = counts.changed
+        result.changed_fields = dict(counts.fields)
 
     def _existing_hashes(self, conn: Connection, rows: list[tuple[Any, ...]]) -> dict[str, dict[str, str]]:
         """``{site: {key: content_hash}}`` of the stored products among ``rows``."""
@@ -449,6 +473,7 @@ PRODUCT_COLUMNS = (
 )  # fmt: skip
 REJECT_COLUMNS = ("site", "url", "key", "reason", "data", "first_seen", "last_seen", "times")
 _SITE, _KEY, _URL, _HASH, _SEEN = 0, 1, 2, 4, 8
+_DATA = 3
 _EMPTY: dict[str, str] = {}
 
 

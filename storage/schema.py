@@ -1,6 +1,7 @@
 """The database schema: every table of the crawler's database, on one :data:`metadata`.
 
-``products`` and ``rejected_items`` are written by
+``products``, ``rejected_items`` and ``product_versions`` (the change
+history, :mod:`storage.versions`) are written by
 :class:`storage.products.ProductStore`, ``dead_letters`` by
 :class:`storage.dead_letters.DeadLetterStore`; all live in the same database
 (``DATABASE_URL``).  Timestamps are ISO-8601 UTC text
@@ -13,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
@@ -33,6 +35,7 @@ __all__ = [
     "STAGE_LENGTH",
     "dead_letters",
     "metadata",
+    "product_versions",
     "products",
     "rejected_items",
 ]
@@ -71,6 +74,26 @@ products = Table(
     Column("updated_at", String(32), nullable=False),
     UniqueConstraint("site", "key", name="uq_products_site_key"),
     CheckConstraint("length(key) > 0", name="ck_products_key_not_empty"),
+)
+
+#: Earlier versions of products (the change history, :mod:`storage.versions`): when a
+#: product's content changes, its previous ``data`` and ``content_hash`` are copied here
+#: in the transaction that overwrites them.  ``valid_from``: when that version was first
+#: stored (its ``updated_at``); ``replaced_at``: the crawl time of the version that
+#: replaced it; ``changed_fields``: JSON list of the fields that differ.
+product_versions = Table(
+    "product_versions",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("site", String(SITE_LENGTH), nullable=False),
+    Column("key", String(KEY_LENGTH), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("valid_from", String(32), nullable=False),
+    Column("replaced_at", String(32), nullable=False),
+    Column("changed_fields", Text, nullable=False),
+    Index("ix_product_versions_site_key", "site", "key"),
+    Index("ix_product_versions_replaced_at", "replaced_at"),
 )
 
 rejected_items = Table(
