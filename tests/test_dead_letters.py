@@ -455,6 +455,7 @@ def test_dead_letter_inspect_and_requeue_end_to_end(tmp_path: Path) -> None:
     ],
 )
 def test_command_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    sqlite3.connect(tmp_path / "x.db").close()  # an empty database (a missing one: tests/test_read_only_commands.py)
     result = run("dlq", "-s", f"DATABASE_URL=sqlite:///{tmp_path / 'x.db'}", *args)
     assert result.returncode == 2
     assert result.stderr.startswith(message), result.stderr

@@ -1,9 +1,17 @@
-"""``scrapy demo``: serve the local demo shop, crawl it into SQLite, summarise."""
+"""``scrapy demo``: serve the local demo shop, crawl it into SQLite, summarise.
+
+The demo keeps its own database, ``DATA_DIR/demo.db``, apart from the default
+``DATA_DIR/catalog.db``: it crawls the shop with the real site's profile
+(``csa_iot``, only the host swapped), so its products would otherwise mix with
+a real crawl's under the same site and keys.  The summary ends with the exact
+commands, ``-s DATABASE_URL=...`` included, that read the demo's database.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -12,6 +20,10 @@ from typing import Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from crawler import defaults, paths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +42,17 @@ class Command(ScrapyCommand):
         super().add_options(parser)
         parser.add_argument("--products", type=int, default=1000, help="products in the shop (default 1000)")
         parser.add_argument("--seed", type=int, default=1, help="catalogue seed (default 1)")
-        parser.add_argument("--db", default="data/demo.db", help="SQLite file (default data/demo.db)")
-        parser.add_argument("--stats-dir", default="stats", help="stats dump directory (default stats)")
+        parser.add_argument("--db", help="SQLite file (default DATA_DIR/demo.db)")
+        parser.add_argument("--stats-dir", help="stats dump directory (default STATS_DUMP_DIR, i.e. STATS_DIR)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("scrapy demo takes no arguments")
         from demoshop.process import ShopProcess
 
-        db = (PROJECT_ROOT / opts.db).resolve() if not Path(opts.db).is_absolute() else Path(opts.db)
-        stats_dir = (PROJECT_ROOT / opts.stats_dir).resolve()
+        db = paths.absolute(opts.db or Path(defaults.get(self.settings, "DATA_DIR")) / "demo.db")
+        stats_dir = paths.absolute(opts.stats_dir or defaults.get(self.settings, "STATS_DUMP_DIR"))
+        url = paths.sqlite_url(db)
         log = stats_dir / "demo-crawl.log"
         stats_dir.mkdir(parents=True, exist_ok=True)
         with ShopProcess(products=opts.products, seed=opts.seed) as shop:
@@ -49,7 +62,7 @@ class Command(ScrapyCommand):
                 sys.executable, "-m", "scrapy", "crawl", "catalog",
                 "-a", "site=csa_iot",
                 "-a", f"start_url={shop.list_url}",
-                "-s", f"DATABASE_URL=sqlite:///{db}",
+                "-s", f"DATABASE_URL={url}",
                 "-s", f"STATS_DUMP_DIR={stats_dir}",
                 "-s", f"LOG_FILE={log}",
             ]
@@ -64,6 +77,7 @@ class Command(ScrapyCommand):
             self.exitcode = code or 1
             return
         print(summary(json.loads(dumps[-1].read_text()), db, dumps[-1]))
+        print(next_steps(url, str(defaults.get(self.settings, "DATABASE_URL"))))
         if code != 0:
             print(f"error: the crawl ended with exit status {code}; see {log}", file=sys.stderr)
             self.exitcode = code
@@ -83,10 +97,24 @@ def summary(document: dict[str, Any], db: Path, stats_path: Path) -> str:
         f"products rejected: {stats.get('store/rejected', 0)} (reasons in table rejected_items)",
         f"optional values that did not parse, stored as null: {stats.get('validation/warnings', 0)}"
         " (validation/warnings/* in the stats)",
-        f"products dead-lettered: {stats.get('products/dead_lettered', 0)} (table dead_letters, `scrapy dlq`)",
+        f"products dead-lettered: {stats.get('products/dead_lettered', 0)} (table dead_letters)",
         f"nothing lost: {'yes' if stats.get('products/identity_holds') else 'NO'} ({stats.get('products/identity')})",
         f"elapsed: {elapsed:.1f} s, {pages} pages, {pages / elapsed if elapsed else 0:.0f} pages/s",
         f"database: {db} (tables products, rejected_items, dead_letters)",
         f"stats: {stats_path}",
     ]
     return "\n".join(lines)
+
+
+def next_steps(url: str, default_url: str) -> str:
+    """The commands that read the demo's database (``url``), which is not the default one."""
+    try:
+        shown = make_url(default_url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        shown = "(an invalid URL)"
+    setting = shlex.quote(f"DATABASE_URL={url}")
+    return "\n".join([
+        f"the demo keeps its own database, apart from the default DATABASE_URL ({shown}); read it with:",
+        f"  scrapy dlq list -s {setting}",
+        f"  scrapy dlq count -s {setting}",
+    ])  # fmt: skip

@@ -10,11 +10,13 @@ Subcommands::
 
 FILTERS: ``--spider S --site S --reason R --class transient|permanent
 --stage list|detail``.  The database is ``DATABASE_URL`` (project settings,
-``-s DATABASE_URL=...``).  ``requeue`` runs, for each distinct spider and
-spider arguments among the selected dead letters, ``scrapy crawl SPIDER -a
-...`` with ``DLQ_REQUEUE=1`` and a ``DLQ_REQUEUE_FILTER`` naming their ids
-(and the ``-s`` options given to ``scrapy dlq``), then prints how many
-recovered.  Errors print one line ``error: ...`` on stderr, exit status 2.
+``-s DATABASE_URL=...``; by default ``DATA_DIR/catalog.db``); an SQLite file
+that does not exist is an error (``error: no database at ...``), never
+created empty: a mistyped URL must not look like an empty queue.
+``requeue`` runs, for each distinct spider and spider arguments among the
+selected dead letters, ``scrapy crawl SPIDER -a ...`` with ``DLQ_REQUEUE=1``
+and a ``DLQ_REQUEUE_FILTER`` naming their ids (and the ``-s`` options given
+to ``scrapy dlq``), then prints how many recovered.  Errors print one line ``error: ...`` on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ class Command(ScrapyCommand):
     def _store(self) -> Any:
         from storage.dead_letters import DeadLetterStore
 
-        store = DeadLetterStore(self._database_url())
+        store = DeadLetterStore(self._database_url(), must_exist=True)
         try:
             store.create_schema()
         except ConfigError:
