@@ -19,7 +19,10 @@
   changes: see :mod:`crawler.eta`);
 * ``products_discovered``, ``expected_products``, ``expected_list_pages``:
   from the stats (``products/discovered``, ``catalog/expected_products``,
-  ``catalog/expected_list_pages``);
+  ``catalog/expected_list_pages``); the products earlier runs ended
+  (``products/carried``: an incremental run's stored products, a resumed
+  run's finished ones) are not this run's work, so they are taken off the
+  expected products;
 
 feeds it to :class:`~crawler.eta.EtaEstimator` and publishes the estimate as
 the stats ``progress/fraction``, ``progress/eta_seconds`` (None while
@@ -201,6 +204,14 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def _expected_products(stats: Any) -> int | None:
+    """The site's stated product count less the products earlier runs ended (``products/carried``)."""
+    expected = _int_or_none(stats.get_value("catalog/expected_products"))
+    if expected is None:
+        return None
+    return max(0, expected - (_int_or_none(stats.get_value("products/carried")) or 0))
+
+
 # -- the extension ---------------------------------------------------------------
 class StageCounters:
     """Started/finished counts and latencies of one stage."""
@@ -338,7 +349,7 @@ class ProgressReporter:
             list_done=lists.finished,
             list_pending=0 if finished else lists.pending,
             products_discovered=discovered,
-            expected_products=_int_or_none(stats.get_value("catalog/expected_products")),
+            expected_products=_expected_products(stats),
             expected_list_pages=_int_or_none(stats.get_value("catalog/expected_list_pages")),
             detail_fetched=fetches.finished,
             detail_fetch_pending=0 if finished else fetches.pending,

@@ -87,6 +87,20 @@ def test_load_known_of_a_database_without_tables_is_empty_and_creates_nothing(tm
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_progress_takes_the_products_earlier_runs_ended_off_the_expected_ones():
+    """The site states 120 products; 100 are stored (carried): 20 are this run's work, not 120."""
+    from tests.test_progress import FakeAccounting, reporter
+
+    ext = reporter(FakeAccounting())
+    stats = ext.stats.values
+    stats["catalog/expected_products"] = 120
+    assert ext.snapshot(ext.clock()).expected_products == 120
+    stats["products/carried"] = 100
+    assert ext.snapshot(ext.clock()).expected_products == 20
+    stats["products/carried"] = 130  # more stored than the site lists now (products removed)
+    assert ext.snapshot(ext.clock()).expected_products == 0
+
+
 # --- the demo shop grows between runs ---------------------------------------------------------------
 
 
@@ -230,3 +244,31 @@ def test_bad_mode_or_setting_is_one_line_and_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in result.stderr
+
+
+def test_a_list_only_catalogue_is_compared_by_key(tmp_path):
+    """Cards are the items (no detail pages): the stored keys tell the known products."""
+    from tests.test_real_site import LIST_ONLY
+
+    profile = tmp_path / "csa_cards.toml"
+    profile.write_text(LIST_ONLY)
+    db, port = tmp_path / "cards.db", ["--port", str(free_port())]
+    start = swap_host(load_profile(str(profile)).start_urls[0], "http://127.0.0.1/")
+    held = [*port, "--grow", str(NEW), "--grow-every", "0"]
+    with ShopProcess(PRODUCTS, SEED, extra_args=held) as shop:
+        first = run_crawl(swap_host(start, shop.url), db, tmp_path / "stats1", site=str(profile))
+    assert first.returncode == 0, first.stderr[-3000:]
+    with ShopProcess(PRODUCTS, SEED, tmp_path / "night2.log", [*held, "--new", str(NEW)]) as shop:
+        second = run_crawl(
+            swap_host(start, shop.url), db, tmp_path / "stats2", "-a", "mode=incremental", site=str(profile)
+        )
+    assert second.returncode == 0, second.stderr[-3000:]
+    stop_after = defaults.INCREMENTAL_STOP_AFTER
+    lists, details = requests_of(tmp_path / "night2.log")
+    assert details == [] and len(lists) == 1 + stop_after + 1, lists
+    stats = second.stats
+    assert stats["incremental/new_products"] == NEW == stats["products/saved"]
+    assert stats["products/carried"] == (1 + stop_after) * PER_PAGE - NEW
+    with sqlite3.connect(db) as conn:
+        stored = {k for (k,) in conn.execute("SELECT key FROM products")}
+    assert stored == {t["key"] for t in Catalogue(PRODUCTS, SEED, grow=NEW).truth()}
