@@ -35,7 +35,8 @@ the circuit breaker (300).
 Every request the scheduler holds counts in :meth:`has_pending_requests`,
 so the spider stays open.  With ``JOBDIR`` the waiting requests (heap and
 lines) go to the disk queue at close, the heap's with their
-``not_before``, and wait again after a resume.  :meth:`GatedScheduler.pending_requests`
+``not_before``, and wait again after a resume; a ``JOBDIR`` a killed run
+left is discarded at start (:mod:`crawler.jobdir`).  :meth:`GatedScheduler.pending_requests`
 says what it holds, also after close (what a stopped crawl left).  Stats:
 ``scheduler/delayed`` (requests put in the heap), ``scheduler/held/<gate
 key prefix>`` (requests a gate held), ``scheduler/left_at_close``.
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -55,7 +57,12 @@ from typing import Any, NamedTuple, Protocol
 
 from scrapy import Request, Spider
 from scrapy.core.scheduler import Scheduler
+from scrapy.utils.job import job_dir
 from twisted.internet.defer import Deferred
+
+from crawler.jobdir import discard_if_killed, mark_running, mark_stopped
+
+logger = logging.getLogger(__name__)
 
 #: ``request.meta`` key: UNIX time before which the request must not be downloaded.
 NOT_BEFORE = "not_before"
@@ -105,6 +112,18 @@ class GatedScheduler(Scheduler):
 
     clock = staticmethod(time.time)
 
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Any:
+        jobdir = job_dir(crawler.settings)
+        if jobdir and discard_if_killed(jobdir):  # before Scrapy reads the queue and the seen-set
+            logger.warning(
+                "JOBDIR %s: the last run with it was killed (its queue and seen-set are inconsistent):"
+                " both discarded; the crawl frontier resumes the run",
+                jobdir,
+            )
+            crawler.stats.set_value("scheduler/jobdir_discarded", 1)
+        return super().from_crawler(crawler)
+
     def open(self, spider: Spider) -> Deferred[None] | None:
         self._waiting: list[tuple[float, int, Request]] = []
         self._order = itertools.count()
@@ -114,6 +133,9 @@ class GatedScheduler(Scheduler):
         self._lines: dict[str, _Line] = {}
         self._recheck: Any = None
         self._left: list[Request] | None = None
+        self._jobdir = job_dir(self.crawler.settings) if self.crawler is not None else None
+        if self._jobdir:
+            mark_running(self._jobdir)
         return super().open(spider)
 
     def close(self, reason: str) -> Deferred[None] | None:
@@ -134,7 +156,10 @@ class GatedScheduler(Scheduler):
         self._lines.clear()
         self._left = left
         self.stats.set_value("scheduler/left_at_close", len(left))
-        return super().close(reason)
+        closed = super().close(reason)  # writes the JOBDIR queue's index
+        if self._jobdir:
+            mark_stopped(self._jobdir)
+        return closed
 
     # -- public API -------------------------------------------------------------------
     def add_gate(self, gate: Gate, order: int) -> None:

@@ -58,9 +58,12 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 800,
 }
 
-# Replays dead letters instead of the start requests, only with DLQ_REQUEUE
-# (scrapy dlq requeue); not loaded otherwise.
+# Dead letters are replayed instead of the start requests only with DLQ_REQUEUE
+# (scrapy dlq requeue): that middleware is not loaded otherwise.
 SPIDER_MIDDLEWARES = {
+    # Crash-safe resume: each run's frontier in the database (next to the engine, so
+    # it records what the other spider middlewares let through).
+    "crawler.middlewares.resume.ResumeMiddleware": 25,
     "crawler.middlewares.dead_letter_requeue.DeadLetterRequeueMiddleware": 950,
 }
 

@@ -56,7 +56,7 @@ from storage.dead_letters import (
     WriteResult,
     canonical_args,
 )
-from storage.writer import FlushTimer, WriterThread
+from storage.writer import FlushTimer, WriterThread, before_shutdown
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -200,7 +200,14 @@ class DeadLetterQueue:
     def spider_opened(self, spider: Spider) -> None:
         self.stats.set_value("dlq/added", 0)
         self.stats.set_value("dlq/removed", 0)
+        before_shutdown(self._flush_at_forced_stop)
         self.crawler.signals.send_catch_log(signal=dead_letter_queue_opened)
+
+    def _flush_at_forced_stop(self) -> None:
+        """The reactor stops before the spider closed (a second Ctrl-C): write what is buffered."""
+        if not self._closing and not self._closed:
+            self._closing = True
+            self._flush()
 
     def request_dead_lettered(
         self,

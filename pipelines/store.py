@@ -8,12 +8,15 @@ of ``STORE_BATCH_SIZE`` rows to ONE writer thread, so the reactor never waits
 on the database.  A partial batch is written after ``STORE_FLUSH_INTERVAL``
 seconds; when more than ``STORE_MAX_PENDING_BATCHES`` batches wait for the
 writer, item processing waits too (backpressure).  Closing the spider (normal
-finish or the first Ctrl-C) writes the last batch and waits for every write.
+finish or the first Ctrl-C) writes the last batch and waits for every write; a
+forced stop (a second Ctrl-C) still writes the buffered rows before the process exits.
 
 Settings (defaults in ``crawler/defaults.py``): DATABASE_URL, STORE_BATCH_SIZE,
 STORE_FLUSH_INTERVAL, STORE_MAX_PENDING_BATCHES, STORE_RETRY_TIMES,
 STORE_RETRY_DELAY.  Stats: ``store/inserted``, ``store/updated``,
-``store/unchanged``, ``store/rejected``, ``store/isolated``, ``store/failed``,
+``store/unchanged``, ``store/changed`` (products whose content changed: their
+previous version went to ``product_versions``) and ``store/changed_fields/<field>``
+(products whose field changed), ``store/rejected``, ``store/isolated``, ``store/failed``,
 ``store/batches``, ``store/retries``, ``store/write_seconds`` and
 ``store/backpressure_waits`` (items that waited for the writer).
 """
@@ -36,7 +39,7 @@ from crawler.items import canonical_json, hash_text
 from crawler.signals import item_store_opened, items_stored
 from storage.engine import DatabaseError
 from storage.products import BatchResult, ProductRow, ProductStore, RejectRow, StoreWriteError
-from storage.writer import FlushTimer, WriterThread
+from storage.writer import FlushTimer, WriterThread, before_shutdown
 
 if TYPE_CHECKING:
     from typing import Self
@@ -57,6 +60,7 @@ STAT_KEYS = (
     "inserted",
     "updated",
     "unchanged",
+    "changed",
     "rejected",
     "isolated",
     "failed",
@@ -148,6 +152,7 @@ class StorePipeline:
             self.stats.set_value(f"store/{name}", 0)
         self.stats.set_value("store/write_seconds", 0.0)
         self._writer.start()
+        before_shutdown(self._flush_at_forced_stop)
         self.crawler.signals.send_catch_log(signal=item_store_opened)
 
     async def process_item(self, item: Any) -> Any:
@@ -219,6 +224,16 @@ class StorePipeline:
             t["retries"],
             self.store.url_shown,
         )
+
+    def _flush_at_forced_stop(self) -> None:
+        """The reactor stops before the spider closed (a second Ctrl-C): write what was parsed."""
+        if self._closing or self._closed:
+            return
+        self._closing = True
+        rows = len(self._products) + len(self._rejects)
+        if rows:
+            logger.warning("Store: forced stop: writing the %d buffered rows before exiting", rows)
+        self._flush()
 
     def engine_stopped(self) -> None:
         """Signal handler: make sure the thread is stopped and the connections closed."""
@@ -293,6 +308,7 @@ class StorePipeline:
             "inserted": result.inserted,
             "updated": result.updated,
             "unchanged": result.unchanged,
+            "changed": result.changed,
             "rejected": result.rejected,
             "isolated": result.isolated,
             "failed": result.failed,
@@ -303,6 +319,8 @@ class StorePipeline:
             if value:
                 self._totals[name] += value
                 self.stats.inc_value(f"store/{name}", value)
+        for name, value in result.changed_fields.items():
+            self.stats.inc_value(f"store/changed_fields/{name}", value)
         self._write_seconds += result.seconds
         self.stats.inc_value("store/write_seconds", result.seconds, start=0.0)
 

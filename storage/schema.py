@@ -10,6 +10,8 @@ history, :mod:`storage.versions`) are written by
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
 
 __all__ = [
@@ -33,6 +37,8 @@ __all__ = [
     "SCHEMA_LOCK_KEY",
     "SITE_LENGTH",
     "STAGE_LENGTH",
+    "crawl_frontier",
+    "crawl_runs",
     "dead_letters",
     "metadata",
     "product_versions",
@@ -132,4 +138,55 @@ dead_letters = Table(
     Column("last_failed", String(32), nullable=False),
     Column("times", Integer, nullable=False, default=1),
     UniqueConstraint("spider", "fingerprint", name="uq_dead_letters_spider_fingerprint"),
+)
+
+
+@event.listens_for(products, "before_drop")
+def _drop_site_views(_table: Table, connection: Any, **_: Any) -> None:
+    """Dropping ``products`` drops the site views over it first (``storage/views.py``):
+    PostgreSQL refuses to drop a table that views depend on."""
+    if connection.dialect.name != "postgresql":
+        return  # SQLite drops the table and keeps the views, which read it again once it is back
+    rows = connection.execute(
+        text(
+            "SELECT DISTINCT view_schema, view_name FROM information_schema.view_table_usage"
+            " WHERE table_name = 'products' AND table_schema = current_schema()"
+        )
+    ).all()
+    quote = connection.dialect.identifier_preparer.quote_identifier
+    for schema, name in rows:
+        connection.exec_driver_sql(f"DROP VIEW IF EXISTS {quote(schema)}.{quote(name)}")
+
+#: One row per crawl run that records its frontier (``crawler/middlewares/resume.py``):
+#: ``state`` is ``open`` while it runs and after it was killed or interrupted (the same
+#: command resumes it), ``closed`` once it ran to its end.
+crawl_runs = Table(
+    "crawl_runs",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("spider", String(SITE_LENGTH), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("state", String(STAGE_LENGTH), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("started", String(32), nullable=False),
+    Column("updated", String(32), nullable=False),
+    Index("ix_crawl_runs_spider_state", "spider", "state"),
+)
+
+#: The requests of an open run: ``pending`` until their outcome committed (a list page's
+#: products and next pages recorded, a product's row or dead letter stored), then ``done``.
+#: ``request`` rebuilds a pending one (crawler/request_records.py); ``url_hash`` is the
+#: SHA-256 of ``url`` (URLs are too long for a unique index everywhere).
+crawl_frontier = Table(
+    "crawl_frontier",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("run_id", ID_TYPE, nullable=False),
+    Column("url_hash", String(FINGERPRINT_LENGTH), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("stage", String(STAGE_LENGTH), nullable=True),
+    Column("state", String(STAGE_LENGTH), nullable=False),
+    Column("request", Text, nullable=True),
+    Column("updated", String(32), nullable=False),
+    UniqueConstraint("run_id", "url_hash", name="uq_crawl_frontier_run_url"),
 )

@@ -81,3 +81,15 @@ class FlushTimer:
     def _fire(self) -> None:
         self._call = None
         self._flush()
+
+
+def before_shutdown(call: Callable[[], None]) -> Any:
+    """Run ``call`` when the reactor starts shutting down, also on a forced stop (a second
+    Ctrl-C), which skips ``spider_closed`` and ``engine_stopped``.
+
+    A component hands what it buffered to its :class:`WriterThread` there: the writer's own
+    trigger (phase "during", after "before") then runs it before the thread is joined.
+    """
+    from twisted.internet import reactor
+
+    return reactor.addSystemEventTrigger("before", "shutdown", call)

@@ -32,9 +32,9 @@ from scrapy.exceptions import UsageError
 from scrapy.settings import BaseSettings, default_settings
 
 from crawler.errors import ConfigError, RunLocked
-from crawler.outcome import CONFIG, ERROR, LOCKED
+from crawler.outcome import CONFIG, ERROR, INTERRUPTED, LOCKED
 from crawler.redaction import install_log_filter
-from extensions.outcome import outcome_of
+from extensions.outcome import CrawlOutcome, outcome_of
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,9 @@ class Command(ScrapyCrawlCommand):
         if outcome is None:
             if self.crawler_process.bootstrap_failed:
                 self._fail(ERROR, "the crawl failed to start (see the log above)")
+            elif crawler.stats.get_value("start_time") is not None and crawler.get_extension(CrawlOutcome):
+                # the engine never stopped: a forced stop (second Ctrl-C) ended the reactor first
+                self._fail(INTERRUPTED, "interrupted: forced stop before the crawl closed (run it again to resume)")
             return
         status, reason = outcome
         if status:
