@@ -71,6 +71,7 @@ EXTENSIONS = {
     # the progress line (every LOGSTATS_INTERVAL) replaces Scrapy's LogStats
     "scrapy.extensions.logstats.LogStats": None,
     "extensions.run_lock.RunLock": 50,
+    "extensions.site_views.SiteViews": 60,
     "extensions.accounting.ProductAccounting": 100,
     "extensions.backpressure.Backpressure": 150,
     "extensions.progress.ProgressReporter": 200,
