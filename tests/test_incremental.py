@@ -272,3 +272,23 @@ def test_a_list_only_catalogue_is_compared_by_key(tmp_path):
     with sqlite3.connect(db) as conn:
         stored = {k for (k,) in conn.execute("SELECT key FROM products")}
     assert stored == {t["key"] for t in Catalogue(PRODUCTS, SEED, grow=NEW).truth()}
+
+
+def test_products_added_during_an_incremental_run_are_found_by_the_re_check(tmp_path):
+    """The shop gains products at the top while the incremental run walks it: page 1 is read again."""
+    db, port = tmp_path / "catalog.db", ["--port", str(free_port())]
+    more = 4  # added during night 2, one after each list-page request
+    held = [*port, "--grow", str(NEW + more)]
+    with ShopProcess(PRODUCTS, SEED, extra_args=[*held, "--grow-every", "0"]) as shop:
+        assert crawl(shop, db, tmp_path / "stats1").returncode == 0
+    with ShopProcess(PRODUCTS, SEED, tmp_path / "night2.log", [*held, "--new", str(NEW), "--grow-every", "1"]) as shop:
+        result = crawl(shop, db, tmp_path / "stats2", "-a", "mode=incremental")
+        base = shop.url
+    assert result.returncode == 0, result.stderr[-3000:]
+    truth = list(Catalogue(PRODUCTS, SEED, grow=NEW + more).truth())
+    db_matches_truth(db, truth, base)
+    _, details = requests_of(tmp_path / "night2.log")
+    assert len(details) == NEW + more  # each new product once, no known one
+    stats = result.stats
+    assert stats["catalog/recheck_new_products"] > 0
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
