@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(PY) bench/memory.py
 
 clean:
-	rm -rf $(VENV) data stats .pytest_cache .ruff_cache
+	rm -rf $(VENV) data stats build *.egg-info .pytest_cache .ruff_cache

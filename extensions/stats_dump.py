@@ -1,6 +1,8 @@
 """JSON stats dump: the crawl's full stats, rewritten atomically during the crawl and at close.
 
-One file per crawl, ``STATS_DUMP_DIR/<spider>-<UTC timestamp>-<pid>.json``.  While
+One file per crawl, ``STATS_DUMP_DIR/<spider>-<UTC timestamp>-<pid>.json``
+(``STATS_DUMP_DIR`` unset: ``STATS_DIR``, an absolute directory, see
+:mod:`crawler.paths`; ``crawler.defaults.get`` derives it).  While
 the spider runs it is rewritten every ``STATS_DUMP_INTERVAL`` seconds with
 ``"running": true`` (so cron jobs and dashboards can read a live file), and
 a last time at close with ``"running": false``.  Every write is atomic (a
