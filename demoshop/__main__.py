@@ -46,6 +46,8 @@ def _catalogue(options: argparse.Namespace) -> Catalogue:
         dead_share=options.dead_share,
         dead_host=options.dead_host,
         grow=options.grow,
+        change_share=options.change_share,
+        change_seed=options.change_seed,
     )
 
 

@@ -18,6 +18,15 @@ first (indices ``[grow, products + grow)``); the server adds the others at the t
 one at a time (see :class:`demoshop.pages.ShopPages`).  The truth describes the final,
 fully grown catalogue.
 
+A catalogue may show *changed* products (``change_share``): the entries of a
+certified product change after it is listed (a new firmware or hardware version, a
+new certified date; :data:`CHANGE_FIELDS`).  A seeded share of the saved Matter
+products (drawn per index from ``change_seed``, independently of everything else)
+shows new values for one to three of those fields; the same catalogue without
+``change_share`` shows the values before.  Their truth lines then say what changed
+(``"changes": {field: {"old": ..., "new": ...}}``, empty for the others) and
+``fields`` holds the new values.
+
 Truth fields are typed values (ints, lists, ISO dates, booleans), None when the
 page does not show the field or shows a value that does not parse.  URL fields
 (:data:`URL_FIELDS`) are *paths* (``/wp-content/...``): join them with the shop's
@@ -99,6 +108,8 @@ QUIRK_RATES: dict[str, float] = {
     "card_no_certificate": 0.08,
 }
 QUIRKS: tuple[str, ...] = tuple(QUIRK_RATES)
+#: Fields a seeded change (``change_share``) may give a product new values for.
+CHANGE_FIELDS: tuple[str, ...] = ("firmware_version", "hardware_version", "certification_date")
 #: Why an invalid page is rejected: no Certificate ID row, or a Certified Date reading "TBD".
 REJECT_FIELDS: tuple[str, ...] = ("certificate_id", "certification_date")
 REJECT_RATE = 0.01  # per kind
@@ -381,6 +392,8 @@ class Product:
     gone_status: int | None = None
     #: The dead host its list page links it on (absolute URL), or None for a link to the shop.
     dead_host: str | None = None
+    #: With ``change_share``: {field: {"old": value, "new": value}} of its seeded change ({}: none).
+    changes: dict[str, dict[str, Any]] | None = None
 
     @property
     def entry(self) -> Entry:
@@ -451,6 +464,7 @@ class Product:
             "quirks": list(self.quirks),
             "warnings": list(self.warnings),
             "fields": {k: list(v) if isinstance(v, list) else v for k, v in self.fields.items()},
+            **({} if self.changes is None else {"changes": self.changes}),
         }
 
     def other_truth(self) -> dict[str, Any]:
@@ -516,10 +530,12 @@ class Catalogue:
         dead_share: float = 0.0,
         dead_host: str = DEFAULT_DEAD_HOST,
         grow: int = 0,
+        change_share: float = 0.0,
+        change_seed: int | None = None,
     ) -> None:
         if products < 0 or grow < 0:
             raise ValueError("products and grow must be >= 0")
-        for name, share in (("gone_share", gone_share), ("dead_share", dead_share)):
+        for name, share in (("gone_share", gone_share), ("dead_share", dead_share), ("change_share", change_share)):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         self.products = products
@@ -529,6 +545,8 @@ class Catalogue:
         self.gone_share = gone_share
         self.dead_share = dead_share
         self.dead_host = dead_host
+        self.change_share = change_share
+        self.change_seed = seed if change_seed is None else change_seed
         self.pages = max(1, -(-self.total // PER_PAGE))
         master = random.Random(seed)
         self._seeds = [master.getrandbits(64) for _ in range(max(self.total, FORCE_WINDOW))]
@@ -656,6 +674,17 @@ class Catalogue:
         at = bisect.bisect_right(indices, entry[0])
         return indices[at : at + count]
 
+    def is_changed(self, index: int) -> bool:
+        """Whether Matter product ``index`` is drawn to show changed values (when it is saved)."""
+        return self.change_share > 0 and seeded_unit(self.change_seed, "change", index) < self.change_share
+
+    def _change(self, product: Product) -> dict[str, dict[str, Any]]:
+        """Apply the seeded change of a saved Matter product drawn by :meth:`is_changed`; {} for others."""
+        if product.reject_field is not None or product.dead_reason is not None or not self.is_changed(product.index):
+            return {}
+        rng = random.Random(int(seeded_unit(self.change_seed, "values", product.index) * 2**64))
+        return _change_values(product, rng)
+
     def is_dead(self, index: int) -> bool:
         """Whether Matter product ``index`` is linked on the dead host."""
         return self.dead_share > 0 and seeded_unit(self.seed, "dead", index) < self.dead_share
@@ -689,7 +718,8 @@ class Catalogue:
         ``Catalogue(n, s, grow=g).truth()``.
         """
         if grow is not None and grow != self.grow:
-            grown = Catalogue(self.products, self.seed, self.gone_share, self.dead_share, self.dead_host, grow=grow)
+            grown = Catalogue(self.products, self.seed, self.gone_share, self.dead_share, self.dead_host, grow=grow,
+                              change_share=self.change_share, change_seed=self.change_seed)  # fmt: skip
             yield from grown.truth(matter_only)
             return
         if matter_only:
@@ -786,7 +816,7 @@ class Catalogue:
             date_text: str | None = "TBD"
         else:
             date_text = format_date(day)
-        return Product(
+        product = Product(
             index=index,
             sub=-1,
             kind="matter",
@@ -805,6 +835,9 @@ class Catalogue:
             gone_status=self.gone_status(index),
             dead_host=self.dead_host if self.is_dead(index) else None,
         )
+        if self.change_share > 0:
+            product.changes = self._change(product)
+        return product
 
     def _make_other(self, index: int, sub: int) -> Product:
         """The ``sub``-th non-Matter entry after Matter product ``index``: a Zigbee product, a platform, ..."""
@@ -864,6 +897,41 @@ class Catalogue:
             card_certificate=True,
             noise_seed=rng.getrandbits(32),
         )
+
+
+def _change_values(product: Product, rng: random.Random) -> dict[str, dict[str, Any]]:
+    """Give ``product`` new values for one to three :data:`CHANGE_FIELDS`; return {field: {old, new}}."""
+    names = [name for name in CHANGE_FIELDS if rng.random() < 0.4] or [rng.choice(CHANGE_FIELDS)]
+    changes: dict[str, dict[str, Any]] = {}
+    for name in names:
+        old = product.fields[name]
+        if name == "certification_date":  # re-certified: a later date (never after the newest), else corrected
+            day = dt.date.fromisoformat(old) + dt.timedelta(days=rng.randint(1, 60))
+            if day > NEWEST_DATE:
+                day = dt.date.fromisoformat(old) - dt.timedelta(days=rng.randint(1, 30))
+            new: Any = day.isoformat()
+            product.date_text = format_date(day)
+        elif name == "firmware_version":
+            new = _newer_version(old, rng)
+        else:
+            new = rng.choice([h for h in _HARDWARE if h != old])
+        product.fields[name] = new
+        changes[name] = {"old": old, "new": new}
+    return changes
+
+
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def _newer_version(old: str | None, rng: random.Random) -> str:
+    """A firmware version after ``old``: its last number raised (``1.2.3`` -> ``1.2.5``), any suffix dropped."""
+    if old is None:
+        return f"{rng.randint(1, 3)}.0.{rng.randint(0, 9)}"
+    base = old.split("-", 1)[0].split(" (", 1)[0]
+    match = _LAST_NUMBER.search(base)
+    if match is None:
+        return base + ".1"
+    return f"{base[: match.start()]}{int(match.group(1)) + rng.randint(1, 3)}{base[match.end():]}"
 
 
 def _firmware(rng: random.Random) -> str:

@@ -224,6 +224,17 @@ def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
         help="G more Matter products appear at the top while the shop is crawled (see --grow-every); "
         "the truth lists all products + G",
     )
+    parser.add_argument(
+        "--change-share",
+        type=share,
+        default=0.0,
+        metavar="F",
+        help="share of the saved products that show changed values (a new firmware or hardware version, "
+        "a new certified date) compared with the same shop without it; the truth says what changed",
+    )
+    parser.add_argument(
+        "--change-seed", type=int, default=None, metavar="S", help="seed of the changes (default: --seed)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
