@@ -61,6 +61,12 @@ RESUME_FLUSH_INTERVAL = 1.0
 #: discovered products ("2%").
 MAX_DEAD_LETTERS: int | str = 0
 
+# --- logs (crawler/jsonlog.py) ------------------------------------------------
+#: Write the log as one JSON object per line (time, level, logger, message, and the
+#: request's url and stage where there is one; a traceback as one field), to LOG_FILE
+#: or stderr, for log shippers.
+LOG_JSON = False
+
 # --- stats dump (extensions/stats_dump.py) ----------------------------------
 #: Enable the JSON stats dump written when the spider closes.
 STATS_DUMP_ENABLED = True

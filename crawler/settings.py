@@ -70,6 +70,8 @@ SPIDER_MIDDLEWARES = {
 EXTENSIONS = {
     # the progress line (every LOGSTATS_INTERVAL) replaces Scrapy's LogStats
     "scrapy.extensions.logstats.LogStats": None,
+    # LOG_JSON: the JSON log handler follows the crawler's final LOG_* settings (crawler/jsonlog.py)
+    "crawler.jsonlog.JsonLog": 0,
     "extensions.run_lock.RunLock": 50,
     "extensions.site_views.SiteViews": 60,
     "extensions.accounting.ProductAccounting": 100,

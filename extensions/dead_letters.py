@@ -247,6 +247,7 @@ class DeadLetterQueue:
                 "attempts": row.attempts,
                 "status": f" (last status {row.last_status})" if row.last_status is not None else "",
             },
+            extra={"request": request},  # url and stage of a JSON log line (crawler/jsonlog.py)
         )
         self._rows.append(row)
         self._buffered()

@@ -16,7 +16,9 @@ Same options and behaviour as Scrapy's own command, plus:
 * with a log file (``LOG_FILE``, ``--logfile``; scrapyd gives every job one)
   the ``error: ...`` line goes to the log file too, with the exit status:
   scrapyd keeps a job's stderr only in its own log, so the job's log is where
-  a failed job's reason can be read.
+  a failed job's reason can be read;
+* ``LOG_JSON`` writes the log as JSON lines from its very first line
+  (:mod:`crawler.jsonlog`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from scrapy.exceptions import UsageError
 from scrapy.settings import BaseSettings, default_settings
 
 from crawler.errors import ConfigError, RunLocked
+from crawler.jsonlog import start_json_logging
 from crawler.outcome import CONFIG, ERROR, INTERRUPTED, LOCKED
 from crawler.redaction import install_log_filter
 from extensions.outcome import CrawlOutcome, outcome_of
@@ -52,6 +55,11 @@ _INT_SETTINGS = frozenset({
 
 
 class Command(ScrapyCrawlCommand):
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        # before Scrapy's CrawlerProcess exists: with LOG_JSON its first log lines are JSON too
+        start_json_logging(self.settings)
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
             raise UsageError("give exactly one spider name")

@@ -421,7 +421,13 @@ class RetryMiddleware:
         if level is None:
             # Scrapy raises ValueError here; in a downloader middleware that would turn the
             # give-up into an unrelated exception and lose the dead letter
-            logger.warning("Invalid meta give_up_log_level %r of %s: using %s", value, request, self.give_up_log_level)
+            logger.warning(
+                "Invalid meta give_up_log_level %r of %s: using %s",
+                value,
+                request,
+                self.give_up_log_level,
+                extra={"request": request},
+            )
             return self._give_up_level
         return level
 
