@@ -191,6 +191,10 @@ class ViewStore(SqlStore):
         quoted = dialect.identifier_preparer.quote_identifier(name)
         create = f"CREATE VIEW {quoted} AS {view_sql(dialect, site, view_columns(fields))}"
         try:
+            if self.dialect == "sqlite":
+                with self.engine.connect() as conn:  # a read first: an up-to-date view takes no write lock
+                    if _sqlite_view_sql(conn, name) == create:
+                        return name, False
             with self._writer.begin() as conn:
                 if self.dialect == "postgresql":
                     # serialised with schema creation and other crawls' views
