@@ -61,8 +61,10 @@ def changed_fields(old_data: str, new_data: str) -> list[str]:
         return [""]
     if not isinstance(old, dict) or not isinstance(new, dict):
         return [""] if old != new else []
-    if old.keys() == new.keys():  # the usual case: the same fields (a cheap test first)
-        return sorted([k for k, value in old.items() if value != new[k]])
+    if len(old) == len(new):  # the usual case: the same fields (the cheapest test first)
+        names = [k for k, value in old.items() if value != new.get(k, _MISSING)]
+        if all(k in new for k in names):  # every key of old is in new: the same keys
+            return sorted(names)
     return sorted(k for k in old.keys() | new.keys() if old.get(k, _MISSING) != new.get(k, _MISSING))
 
 

@@ -45,6 +45,7 @@ def test_changed_fields_names_the_fields_that_differ_sorted() -> None:
 def test_a_field_present_in_one_version_only_is_changed() -> None:
     assert changed_fields('{"a":1}', '{"a":1,"b":null}') == ["b"]
     assert changed_fields('{"a":1,"z":2}', '{"a":1}') == ["z"]
+    assert changed_fields('{"a":1,"b":2}', '{"a":1,"c":2}') == ["b", "c"]  # as many fields, not the same
 
 
 def test_text_that_is_not_a_json_object_is_one_unnamed_change() -> None:
