@@ -148,7 +148,8 @@ class ResumeMiddleware:
         self._run_id = state.run_id
         self.stats.set_value("resume/run_id", state.run_id)
         self.stats.set_value("resume/attempt", state.attempts)
-        if not state.resumed:
+        if not state.resumed or not (state.pending or state.done):
+            # a new run, or one killed before it recorded anything: the start requests
             async for output in start:
                 yield self._track_start(output)
             return
