@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -155,16 +156,26 @@ def test_ctrl_c_then_the_same_command_resumes(slow_shop, tmp_path: Path) -> None
     assert last["resume/reissued"] > 0
 
 
-def test_a_second_ctrl_c_stops_at_once_and_still_writes_what_was_parsed(slow_shop, tmp_path: Path) -> None:
+def test_a_second_ctrl_c_stops_at_once_and_still_writes_what_was_parsed(tmp_path: Path) -> None:
     db, stats = tmp_path / "catalog.db", tmp_path / "stats"
-    start = start_url(slow_shop)
-    log = tmp_path / "crawl.log"
+    with ShopProcess(products=PRODUCTS, seed=SEED, extra_args=("--latency", "2")) as slower:
+        # each request takes 2 s: the first Ctrl-C cannot finish before the second comes
+        port = urlsplit(slower.url).port
+        forced_stop(start_url(slower), db, stats, tmp_path / "crawl.log")
+    # the same shop (same URL: the same command), faster, for the resumed run
+    with ShopProcess(products=PRODUCTS, seed=SEED, extra_args=("--latency", LATENCY, "--port", str(port))) as shop:
+        result = run_crawl(start_url(shop), db, tmp_path / "final", "-s", "PROMETHEUS_ENABLED=false")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Resuming run 1 (attempt 2)" in result.stderr
+        assert_truth(db, shop)
+
+
+def forced_stop(start: str, db: Path, stats: Path, log: Path) -> None:
     # nothing is written during the crawl: only the forced stop's flush can save the products
     proc = start_crawl(
         start, db, stats, "-s", "STORE_BATCH_SIZE=100000", "-s", "STORE_FLUSH_INTERVAL=1000", "-s", f"LOG_FILE={log}"
     )
     wait_for(lambda: log.exists() and log.read_text().count("Dropped:") >= 1)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -174,9 +185,6 @@ def test_a_second_ctrl_c_stops_at_once_and_still_writes_what_was_parsed(slow_sho
     assert "Store: forced stop: writing the" in log.read_text()
     assert count(db, "SELECT COUNT(*) FROM products") > 0
     assert rows(db, "SELECT state FROM crawl_runs") == [("open",)]
-    result = run_crawl(start, db, tmp_path / "final", "-s", "PROMETHEUS_ENABLED=false")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_truth(db, slow_shop)
 
 
 def test_resume_discard_starts_afresh(slow_shop, tmp_path: Path) -> None:
