@@ -7,7 +7,9 @@ per request it discovered (list pages, product pages): ``pending`` until its
 outcome has committed, then ``done``.  A run that was killed or interrupted
 stays ``open``; the next run of the same command resumes it
 (:meth:`FrontierStore.open_run`): it re-issues the pending requests and
-skips the done ones.  A run that ran to its end is closed and its rows
+skips the done ones.  A pending product whose row (or reject) this run
+already committed, with ``last_seen`` after the run started, is done too:
+the process died between the store's commit and the frontier's.  A run that ran to its end is closed and its rows
 deleted (:meth:`FrontierStore.close_run`).
 
 Used by ONE thread at a time (the resume middleware's writer thread).
@@ -21,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, inspect, select, union, update
 
 from storage.base import SqlStore
 from storage.engine import dialect_insert, utc_iso
-from storage.schema import crawl_frontier, crawl_runs
+from storage.schema import crawl_frontier, crawl_runs, products, rejected_items
 
 __all__ = ["OPEN", "CLOSED", "PENDING", "DONE", "FrontierEntry", "FrontierStore", "ResumeState", "url_hash"]
 
@@ -100,6 +102,7 @@ class FrontierStore(SqlStore):
                     self._close(conn, stale, stamp)
                     conn.execute(update(crawl_runs).where(r.id == run_id).values(attempts=attempts + 1, updated=stamp))
                     state = ResumeState(run_id=run_id, resumed=True, attempts=attempts + 1)
+                    self._settle_stored(conn, run_id)
                     self._read(conn, state)
                     return state
                 self._close(conn, [row[0] for row in found], stamp)
@@ -170,6 +173,25 @@ class FrontierStore(SqlStore):
             return
         conn.execute(delete(crawl_frontier).where(crawl_frontier.c.run_id.in_(run_ids)))
         conn.execute(update(crawl_runs).where(crawl_runs.c.id.in_(run_ids)).values(state=CLOSED, updated=stamp))
+
+    @staticmethod
+    def _settle_stored(conn: Any, run_id: int) -> int:
+        """Pending products whose row (or reject) this run committed are done: the process died
+        after the store's commit and before the frontier heard of it.  Returns how many."""
+        if not inspect(conn).has_table(products.name):
+            return 0
+        f, r = crawl_frontier.c, crawl_runs.c
+        started = select(r.started).where(r.id == run_id).scalar_subquery()
+        stored = union(
+            select(products.c.url).where(products.c.last_seen >= started),
+            select(rejected_items.c.url).where(rejected_items.c.last_seen >= started),
+        )
+        result = conn.execute(
+            update(crawl_frontier)
+            .where(f.run_id == run_id, f.state == PENDING, f.stage == "detail", f.url.in_(select(stored.subquery())))
+            .values(state=DONE, request=None)
+        )
+        return int(result.rowcount or 0)
 
     @staticmethod
     def _read(conn: Any, state: ResumeState) -> None:

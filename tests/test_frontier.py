@@ -7,7 +7,7 @@ resume behaviour of real crawls is in tests/test_resume.py.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -80,3 +80,22 @@ def test_discard_closes_the_open_run_and_starts_afresh(store: FrontierStore) -> 
     assert not new.resumed and new.run_id != old.run_id
     assert store.counts(old.run_id) == {"pending": 0, "done": 0}
     assert store.open_run("catalog", "{}", NOW).run_id == new.run_id
+
+
+def test_products_the_run_committed_before_it_died_are_done_on_resume(store: FrontierStore) -> None:
+    from storage.products import ProductStore
+    from tests.test_store import product
+
+    products = ProductStore(store.engine.url.render_as_string(hide_password=False))
+    products.create_schema()
+    old = product(1)  # stored by an earlier run: its product page must be fetched again
+    products.write_batch([old])
+    started = datetime.now(UTC)
+    run = store.open_run("catalog", "{}", started).run_id
+    fresh = [product(n, at=started + timedelta(seconds=5)) for n in (2, 3)]
+    store.record(run, [FrontierEntry(p.url, "detail", "{}") for p in (old, *fresh)], [], NOW)
+    products.write_batch(fresh)  # committed; the frontier never heard of it (the process died)
+    products.close()
+    again = store.open_run("catalog", "{}", started + timedelta(seconds=10))
+    assert [e.url for e in again.pending] == [old.url]
+    assert again.done == {p.url for p in fresh} and again.done_products == 2
