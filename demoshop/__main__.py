@@ -48,6 +48,9 @@ def _catalogue(options: argparse.Namespace) -> Catalogue:
         grow=options.grow,
         change_share=options.change_share,
         change_seed=options.change_seed,
+        js_never_render=options.js_never_render,
+        js_never_render_on=options.js_never_render_on,
+        js_never_render_seed=options.js_never_render_seed,
     )
 
 

@@ -125,6 +125,8 @@ _FORCE_AT = {
 _REJECT_CANDIDATES = (61, 83, 71, 93, 67, 89, 59, 97)
 UNPARSEABLE_PIDS = ("N/A", "TBD", "Various", "See family")
 
+#: Kinds of pages of the JavaScript variant that ``js_never_render`` may stall.
+JS_PAGE_KINDS = frozenset({"list", "detail"})
 #: Kinds of catalogue entries.  Only ``matter`` entries are Matter certified products.
 KINDS: tuple[str, ...] = ("matter", "zigbee", "platform", "software-component")
 #: kind -> (product_type slug, product_category slug, category label)
@@ -520,6 +522,11 @@ class Catalogue:
     (see :class:`Product`).  Both are drawn per index from the seed with a hash,
     independently of each other, of the product generator and of the shop size; a
     product drawn for both is dead (it is never fetched from the shop).
+
+    ``js_never_render`` of the JavaScript variant's pages never render (their script
+    never inserts the content; :meth:`js_stalls`): list pages by number, detail pages
+    by product, of the kinds in ``js_never_render_on``; the truth lines then say which
+    pages of each product stall (``"js_never_renders": ["list", "detail"]``, or fewer).
     """
 
     def __init__(
@@ -532,10 +539,15 @@ class Catalogue:
         grow: int = 0,
         change_share: float = 0.0,
         change_seed: int | None = None,
+        js_never_render: float = 0.0,
+        js_never_render_on: frozenset[str] = JS_PAGE_KINDS,
+        js_never_render_seed: int | None = None,
     ) -> None:
         if products < 0 or grow < 0:
             raise ValueError("products and grow must be >= 0")
-        for name, share in (("gone_share", gone_share), ("dead_share", dead_share), ("change_share", change_share)):
+        shares = (("gone_share", gone_share), ("dead_share", dead_share), ("change_share", change_share),
+                  ("js_never_render", js_never_render))  # fmt: skip
+        for name, share in shares:
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         self.products = products
@@ -547,6 +559,11 @@ class Catalogue:
         self.dead_host = dead_host
         self.change_share = change_share
         self.change_seed = seed if change_seed is None else change_seed
+        if not js_never_render_on <= JS_PAGE_KINDS:
+            raise ValueError(f"js_never_render_on: pages of kinds {sorted(JS_PAGE_KINDS)}")
+        self.js_never_render = js_never_render
+        self.js_never_render_on = frozenset(js_never_render_on)
+        self.js_never_render_seed = seed if js_never_render_seed is None else js_never_render_seed
         self.pages = max(1, -(-self.total // PER_PAGE))
         master = random.Random(seed)
         self._seeds = [master.getrandbits(64) for _ in range(max(self.total, FORCE_WINDOW))]
@@ -696,6 +713,26 @@ class Catalogue:
                 return 404 if index % 2 == 0 else 410
         return None
 
+    def js_stalls(self, kind: str, page_or_slug: int | str) -> bool:
+        """Whether the JS variant's page never renders: list page number ``page_or_slug`` (``kind``
+        ``"list"``, any view) or the detail page of the product with slug ``page_or_slug`` (``"detail"``).
+
+        Drawn per page from ``js_never_render_seed`` (independently of everything else)
+        with probability ``js_never_render``, for the kinds in ``js_never_render_on``.
+        """
+        if self.js_never_render <= 0 or kind not in self.js_never_render_on:
+            return False
+        return seeded_unit(self.js_never_render_seed, "js", kind, page_or_slug) < self.js_never_render
+
+    def _js_truth(self, line: dict[str, Any]) -> dict[str, Any]:
+        """``line`` with ``js_never_renders``: which JS pages of the product never render (``list``, ``detail``)."""
+        if self.js_never_render > 0:
+            line["js_never_renders"] = [
+                kind for kind, at in (("list", line["list_page"]), ("detail", line["key"]))
+                if at is not None and self.js_stalls(kind, at)
+            ]  # fmt: skip
+        return line
+
     def gone_paths(self) -> dict[str, int]:
         """Detail path -> 404/410 of every gone product."""
         if self.gone_share <= 0:
@@ -719,16 +756,18 @@ class Catalogue:
         """
         if grow is not None and grow != self.grow:
             grown = Catalogue(self.products, self.seed, self.gone_share, self.dead_share, self.dead_host, grow=grow,
-                              change_share=self.change_share, change_seed=self.change_seed)  # fmt: skip
+                              change_share=self.change_share, change_seed=self.change_seed,
+                              js_never_render=self.js_never_render, js_never_render_on=self.js_never_render_on,
+                              js_never_render_seed=self.js_never_render_seed)  # fmt: skip
             yield from grown.truth(matter_only)
             return
         if matter_only:
             for index in range(self.total):
-                yield self.product(index).truth()
+                yield self._js_truth(self.product(index).truth())
             return
         for number, entry in enumerate(self.entries()):
             product = self.entry(entry)
-            line = product.truth() if product.matter else product.other_truth()
+            line = self._js_truth(product.truth()) if product.matter else product.other_truth()
             line["matter"] = product.matter
             line["kind"] = product.kind
             line["all_page"] = number // PER_PAGE + 1

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from demoshop.catalogue import DEFAULT_DEAD_HOST, Catalogue
+from demoshop.catalogue import DEFAULT_DEAD_HOST, JS_PAGE_KINDS, Catalogue
+from demoshop.jspages import JS_PREFIX
 from demoshop.pages import LIST_PATH, ShopPages
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 STATUS_KINDS = ("500", "502", "503", "504", "429")
 FAULT_KINDS = (*STATUS_KINDS, "hang", "reset", "truncate")
 DEFAULT_FAULT_MIX = "500:1,502:1,503:1,504:1,429:1,hang:1,reset:1,truncate:1"
-#: Paths that transient faults apply to: list pages and detail pages.
-FAULTED_PREFIXES = (LIST_PATH[:-1], "/csa_product/")
+#: Paths that transient faults apply to: list pages and detail pages (of both variants).
+FAULTED_PREFIXES = (LIST_PATH[:-1], "/csa_product/", JS_PREFIX + LIST_PATH[:-1], JS_PREFIX + "/csa_product/")
 NEVER_FAULTED = "/robots.txt"
 
 
@@ -235,6 +236,33 @@ def add_catalogue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--change-seed", type=int, default=None, metavar="S", help="seed of the changes (default: --seed)"
     )
+    parser.add_argument(
+        "--js-never-render",
+        type=share,
+        default=0.0,
+        metavar="F",
+        help="share of the JavaScript variant's pages (/js/...) whose script never inserts the content "
+        "(seeded per list page number and per product; the truth's js_never_renders says which)",
+    )
+    parser.add_argument(
+        "--js-never-render-on",
+        type=parse_js_page_kinds,
+        default=JS_PAGE_KINDS,
+        metavar="KINDS",
+        help="which JS pages --js-never-render may stall: list, detail or list,detail (default)",
+    )
+    parser.add_argument(
+        "--js-never-render-seed", type=int, default=None, metavar="S",
+        help="seed of --js-never-render (default: --seed)",
+    )
+
+
+def parse_js_page_kinds(text: str) -> frozenset[str]:
+    """``list``, ``detail`` or ``list,detail``."""
+    kinds = frozenset(k.strip() for k in text.split(","))
+    if not kinds or not kinds <= JS_PAGE_KINDS:
+        raise argparse.ArgumentTypeError(f"one or more of list, detail (comma-separated): {text!r}")
+    return kinds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -528,13 +556,14 @@ class Outage:
 
 
 class Gone:
-    """Detail pages of permanently gone products: always 404 or 410."""
+    """Detail pages of permanently gone products (both variants): always 404 or 410."""
 
     def __init__(self, paths: dict[str, int]) -> None:
         self.paths = paths
 
     def intercept(self, request: Request, target: str) -> bool:
-        status = self.paths.get(path_of(target))
+        path = path_of(target)
+        status = self.paths.get(path.removeprefix(JS_PREFIX) if path.startswith(JS_PREFIX + "/") else path)
         if status is None:
             return False
         answer(request, status, "gone")

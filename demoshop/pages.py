@@ -9,6 +9,10 @@ List pages: ``/csa-iot_products/?<query>`` (page 1), ``/csa-iot_products/page/N/
 or ``/csa-iot_products/?<query>&paged=N``.  The query's ``p_type[]`` and
 ``p_program_type[]`` filter the entries (see :data:`MATTER_QUERY`); page numbers
 and sizes are per filtered view; a page past the end is a 404.
+
+Every list and detail page also exists under ``/js/`` (``/js/csa-iot_products/...``,
+``/js/csa_product/<slug>/``): the JavaScript variant, whose cards and rows a script
+renders in the browser from JSON in the page (:mod:`demoshop.jspages`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from demoshop.catalogue import (
 )
 
 LIST_PATH = "/csa-iot_products/"
+#: Path prefix of the JavaScript variant (:mod:`demoshop.jspages`): ``/js/csa-iot_products/...``, ...
+JS_PREFIX = "/js"
 #: The query of the Matter certified products list (type "Product", program "Matter"), as on csa-iot.org.
 MATTER_QUERY = "p_keywords=&p_type%5B%5D=14&p_program_type%5B%5D=1049&p_certificate=&p_family=&p_firmware_ver="
 MATTER_KINDS = frozenset({"matter"})
@@ -399,28 +405,43 @@ class ShopPages:
     def visible(self, entry: Entry) -> bool:
         return entry[0] >= self.start
 
-    def list_page(self, kinds: frozenset[str], page: int, query: str) -> Response:
-        """Page ``page`` of the currently visible entries of ``kinds``, links keeping ``query``."""
+    def list_page(self, kinds: frozenset[str], page: int, query: str, js: bool = False) -> Response:
+        """Page ``page`` of the currently visible entries of ``kinds``, links keeping ``query``.
+
+        ``js``: the JavaScript variant's page (:mod:`demoshop.jspages`).
+        """
         entries = self.catalogue.view(kinds)
         offset = bisect.bisect_left(entries, (self.start, -2))  # the first entry of Matter index >= start
         last = max(1, -(-(len(entries) - offset) // PER_PAGE))
         if page > last:
             return NOT_FOUND
         first = offset + (page - 1) * PER_PAGE
-        cards = [self.card(e) for e in entries[first : first + PER_PAGE]]
-        return Response(200, HTML_UTF8, render_list_page(cards, page, last, self._base_url, query))
+        shown = entries[first : first + PER_PAGE]
+        if js:
+            from demoshop.jspages import card_data, render_js_list_page
+
+            catalogue = self.catalogue
+            cards = [card_data(catalogue.entry(e), self._base_url, self.dead_base) for e in shown]
+            stall = catalogue.js_stalls("list", page)
+            body = render_js_list_page(cards, page, last, len(entries) - offset, self._base_url, query, stall)
+            return Response(200, HTML_UTF8, body)
+        cards_html = [self.card(e) for e in shown]
+        return Response(200, HTML_UTF8, render_list_page(cards_html, page, last, self._base_url, query))
 
     def _render(self, target: str) -> tuple[Response, bool]:
         path, _, query = target.partition("?")
+        js = path.startswith(JS_PREFIX + "/")
+        if js:
+            path = path[len(JS_PREFIX) :]
         if path == LIST_PATH:
             kinds, page = view_of(query)
-            return self.list_page(kinds, page, strip_paged(query)), True
+            return self.list_page(kinds, page, strip_paged(query), js), True
         if path.startswith(LIST_PATH):
             match = _PAGE_RE.fullmatch(path)
             if match is None:
-                return self._redirect_or_404(path, query), False
+                return self._redirect_or_404(path, query, js), False
             kinds, _ = view_of(query)
-            return self.list_page(kinds, int(match[1]), strip_paged(query)), True
+            return self.list_page(kinds, int(match[1]), strip_paged(query), js), True
         match = _PRODUCT_RE.fullmatch(path)
         if match:
             catalogue = self.catalogue
@@ -428,14 +449,21 @@ class ShopPages:
             if entry is None or not self.visible(entry):
                 return NOT_FOUND, False
             product = catalogue.entry(entry)
+            if js:
+                from demoshop.jspages import card_data, render_js_detail_page
+
+                more = [card_data(catalogue.product(i), self._base_url, self.dead_base)
+                        for i in catalogue.more_by(entry)]  # fmt: skip
+                stall = catalogue.js_stalls("detail", product.slug)
+                return Response(200, HTML_UTF8, render_js_detail_page(product, self._base_url, more, stall)), False
             more_by = [self.card((index, -1)) for index in catalogue.more_by(entry)]
             return Response(200, HTML_UTF8, render_detail_page(product, self._base_url, more_by)), False
-        return self._redirect_or_404(path, query), False
+        return self._redirect_or_404(path, query, js), False
 
-    def _redirect_or_404(self, path: str, query: str) -> Response:
+    def _redirect_or_404(self, path: str, query: str, js: bool = False) -> Response:
         """301 to ``path/`` for a list or product path missing its slash, when that page exists."""
         if not path.endswith("/") and (path.startswith(("/csa_product/", LIST_PATH)) or path == LIST_PATH[:-1]):
-            target = path + "/" + (f"?{query}" if query else "")
+            target = (JS_PREFIX if js else "") + path + "/" + (f"?{query}" if query else "")
             if self.respond(target, count=False).status == 200:
                 return Response(301, HTML_UTF8, b"", target.encode("latin-1"))
         return NOT_FOUND

@@ -26,8 +26,9 @@ class ShopProcess:
 
     ``url`` is the base URL (with a trailing slash), ``list_url`` the first
     page of the Matter certified products list (the filtered URL, as on
-    csa-iot.org), ``all_url`` the first page of the unfiltered list (Matter
-    products mixed with Zigbee products, platforms and software components),
+    csa-iot.org; ``js_list_url``: the same on the JavaScript variant),
+    ``all_url`` the first page of the unfiltered list (Matter products mixed
+    with Zigbee products, platforms and software components),
     ``pid`` the process id.  ``extra_args`` are more ``serve`` flags
     (faults, capacity, ...: ``python -m demoshop serve --help``); with
     ``--dead-share`` > 0, ``dead_url`` is the dead host's base URL (the shop's
@@ -73,6 +74,11 @@ class ShopProcess:
     @property
     def list_url(self) -> str:
         return f"{self.url}csa-iot_products/?{MATTER_QUERY}"
+
+    @property
+    def js_list_url(self) -> str:
+        """The first page of the Matter list of the JavaScript variant (cards rendered by a script)."""
+        return f"{self.url}js/csa-iot_products/?{MATTER_QUERY}"
 
     @property
     def all_url(self) -> str:
