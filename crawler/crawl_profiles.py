@@ -3,7 +3,8 @@
 ``-s CRAWL_PROFILE=performance`` (or ``-a profile=performance``) picks one
 of :data:`PROFILES`; ``balanced`` is the default.  A profile sets the global
 and per-domain concurrency bounds the adaptive controller works within, the
-delay bounds, the retry budget and the store's batch size.  It is applied by
+delay bounds, the retry budget, the store's batch size and the browser's
+contexts and pages (``render = "js"`` stages).  It is applied by
 the :class:`CrawlProfiles` add-on at priority :data:`PRIORITY`: above the
 project's ``settings.py``, below a site profile's ``[settings]`` and ``-s``,
 so a setting the user gives explicitly always wins.
@@ -30,6 +31,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_DELAY_MAX": 2.0,
         "RETRY_MAX_ELAPSED": 600.0,
         "STORE_BATCH_SIZE": 1000,
+        "PLAYWRIGHT_MAX_CONTEXTS": 4,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 8,
     },
     # The default: fast on a healthy site, backs off early.
     "balanced": {
@@ -42,6 +45,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_DELAY_MAX": 5.0,
         "RETRY_MAX_ELAPSED": 300.0,
         "STORE_BATCH_SIZE": 1000,
+        "PLAYWRIGHT_MAX_CONTEXTS": 2,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
     },
     # Gentle on the site and the machine: few connections, a delay, small batches.
     "saver": {
@@ -54,6 +59,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_DELAY_MAX": 10.0,
         "RETRY_MAX_ELAPSED": 120.0,
         "STORE_BATCH_SIZE": 200,
+        "PLAYWRIGHT_MAX_CONTEXTS": 1,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 2,
     },
 }
 

@@ -225,3 +225,21 @@ PROGRESS_RATE_WINDOW = 3.0
 # --- live stats dump (extensions/stats_dump.py) -------------------------------
 #: Rewrite the JSON stats dump (atomically) this often during the crawl (seconds); 0: only at close.
 STATS_DUMP_INTERVAL = 10.0
+
+# --- browser: render = "js" stages (crawler/browser.py, crawler/middlewares/browser.py) ---
+#: Chromium to launch for stages with ``render = "js"``: a path or a command on PATH;
+#: empty: Debian's /usr/bin/chromium (apt-get install chromium), else chromium on PATH.
+BROWSER_EXECUTABLE = ""
+#: Seconds a browser page's navigation, then its ``wait_for`` selector, may each take
+#: (a stage's ``render_timeout`` overrides it).
+BROWSER_RENDER_TIMEOUT = 30.0
+#: A browser context is closed and replaced after this many pages (Chromium frees a
+#: page's memory only when its context closes); 0: never.
+BROWSER_CONTEXT_RECYCLE_PAGES = 100
+#: Resource types the browser does not load (Playwright's resource types), unless
+#: PLAYWRIGHT_ABORT_REQUEST is set.
+BROWSER_BLOCK_RESOURCES: list = ["image", "font", "media"]
+#: scrapy-playwright's limits (the crawl profile sets them): browser contexts open at
+#: once, and pages open at once in each.
+PLAYWRIGHT_MAX_CONTEXTS = 2
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4

@@ -69,6 +69,49 @@ def _value_error(exc: BaseException) -> Failure | None:
     return None
 
 
+#: Chromium's network errors in a Playwright message (``net::ERR_...``) -> (kind, reason).
+_CHROMIUM_NET_ERRORS: dict[str, tuple[str, str]] = {
+    "ERR_CONNECTION_REFUSED": (TRANSIENT, "connection_refused"),
+    "ERR_CONNECTION_RESET": (TRANSIENT, "connection_reset"),
+    "ERR_CONNECTION_CLOSED": (TRANSIENT, "connection_lost"),
+    "ERR_CONNECTION_ABORTED": (TRANSIENT, "connection_lost"),
+    "ERR_EMPTY_RESPONSE": (TRANSIENT, "connection_lost"),
+    "ERR_CONNECTION_TIMED_OUT": (TRANSIENT, "timeout"),
+    "ERR_TIMED_OUT": (TRANSIENT, "timeout"),
+    "ERR_NAME_NOT_RESOLVED": (PERMANENT, "dns_failure"),
+    "ERR_NAME_RESOLUTION_FAILED": (TRANSIENT, "dns_temporary"),
+    "ERR_INVALID_URL": (PERMANENT, "invalid_url"),
+    "ERR_UNSAFE_PORT": (PERMANENT, "invalid_url"),
+}
+
+
+def _browser_timeout(exc: BaseException) -> Failure:
+    """A Playwright timeout: the ``wait_for`` selector never appeared, or the navigation took too long."""
+    message = str(exc)
+    if "wait_for_selector" in message or "waiting for locator" in message:
+        return Failure(TRANSIENT, "browser_wait_timeout")
+    return Failure(TRANSIENT, "browser_timeout")
+
+
+def _browser_closed(exc: BaseException) -> Failure:
+    """The page, its context or the browser closed under the request: crashed, or closed."""
+    return Failure(TRANSIENT, "browser_crash" if "crash" in str(exc).lower() else "browser_closed")
+
+
+def _browser_error(exc: BaseException) -> Failure:
+    """Any other Playwright error: a crashed page or browser, a network error, else ``browser_error``."""
+    message = str(exc)
+    lowered = message.lower()
+    if "crash" in lowered:
+        return Failure(TRANSIENT, "browser_crash")
+    if "has been closed" in lowered or "has been disconnected" in lowered:
+        return Failure(TRANSIENT, "browser_closed")
+    for code, (kind, reason) in _CHROMIUM_NET_ERRORS.items():
+        if f"net::{code}" in message:
+            return Failure(kind, reason)
+    return Failure(TRANSIENT, "browser_error")
+
+
 #: Qualified exception class name -> rule. The whole classification, at a glance.
 EXCEPTION_TABLE: dict[str, Rule] = {
     # -- Scrapy 2.19 download-handler errors (wrap the Twisted/httpx ones) -----
@@ -102,6 +145,10 @@ EXCEPTION_TABLE: dict[str, Rule] = {
     "twisted.web.http._DataLoss": (TRANSIENT, "response_truncated"),
     "twisted.web.http.PotentialDataLoss": (TRANSIENT, "response_truncated"),
     "twisted.web.error.SchemeNotSupported": (PERMANENT, "invalid_url"),
+    # -- Playwright (render = "js" stages, through scrapy-playwright) -------------
+    "playwright._impl._errors.TimeoutError": _browser_timeout,
+    "playwright._impl._errors.TargetClosedError": _browser_closed,
+    "playwright._impl._errors.Error": _browser_error,
     # -- Python builtins and stdlib ----------------------------------------------
     "builtins.TimeoutError": (TRANSIENT, "timeout"),
     "builtins.ConnectionRefusedError": (TRANSIENT, "connection_refused"),

@@ -47,6 +47,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
     "crawler.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 580,
+    # render = "js" stages: wait, timeouts, bounded and recycled browser contexts (next to the handler).
+    # scrapy-playwright's download handler is enabled only when a stage needs it (crawler/browser.py).
+    "crawler.middlewares.browser.BrowserContextsMiddleware": 950,
 }
 
 # Crawl profiles (performance / balanced / saver): CRAWL_PROFILE or -a profile=.

@@ -37,8 +37,13 @@ PROFILES_DIR = Path(str(SHIPPED_PROFILES))
 _translator = HTMLTranslator()
 
 _SITE_KEYS = {"name", "start_urls", "key", "allowed_domains", "detail_pages"}
-_LIST_KEYS = {"cards", "product_links", "next_page", "last_page", "page_url", "total_count"}
-_DETAIL_KEYS = {"rows", "row_label", "row_value"}
+#: A stage's rendering keys (``[list]`` and ``[detail]``): ``render = "js"``, ``wait_for``, ``render_timeout``.
+_RENDER_KEYS = {"render", "wait_for", "render_timeout"}
+#: ``render`` values: plain HTTP (the default) or a browser running the page's JavaScript.
+RENDER_HTTP, RENDER_JS = "http", "js"
+_LIST_KEYS = {"cards", "product_links", "next_page", "last_page", "page_url", "total_count"} | _RENDER_KEYS
+_ROW_KEYS = {"rows", "row_label", "row_value"}
+_DETAIL_KEYS = _ROW_KEYS | _RENDER_KEYS
 _SELECTOR_KEYS = {"css", "xpath", "attr", "regex"}
 _FIELD_KEYS = _SELECTOR_KEYS | {
     "label", "source", "from", "type", "item_type", "split", "required", "date_format", "int_base", "strip_prefix",
@@ -130,6 +135,19 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class Render:
+    """How a stage's pages are fetched with ``render = "js"``: in a browser that runs their scripts.
+
+    ``wait_for``: a CSS selector the page must show before it is read (None: the
+    page's ``load`` event is enough); ``timeout``: seconds the navigation, and then
+    the wait, may each take (None: the ``BROWSER_RENDER_TIMEOUT`` setting).
+    """
+
+    wait_for: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
 class SiteProfile:
     """A validated site profile."""
 
@@ -150,6 +168,14 @@ class SiteProfile:
     row_label: Selector | None = None
     row_value: Selector | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: ``render = "js"`` of the list and detail stages; None: plain HTTP.
+    list_render: Render | None = None
+    detail_render: Render | None = None
+
+    @property
+    def browser_stages(self) -> tuple[str, ...]:
+        """The stages (``"list"``, ``"detail"``) whose pages are rendered in a browser."""
+        return tuple(name for name, r in (("list", self.list_render), ("detail", self.detail_render)) if r)
 
     def with_start_url(self, url: str) -> SiteProfile:
         """This profile crawling ``url`` instead; the allowed domain follows it."""
@@ -272,8 +298,8 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
         raise ProfileError(f"{path}: site.key: {key!r} is not one of the fields ({', '.join(fields_)})")
     if any(s.labels for s in specs) and not detail.get("rows"):
         raise ProfileError(f"{path}: detail.rows: required when a field uses 'label'")
-    if detail and not all(detail.get(k) for k in _DETAIL_KEYS):
-        missing = sorted(k for k in _DETAIL_KEYS if not detail.get(k))
+    if any(k in detail for k in _ROW_KEYS) and not all(detail.get(k) for k in _ROW_KEYS):
+        missing = sorted(k for k in _ROW_KEYS if not detail.get(k))
         raise ProfileError(f"{path}: detail.{missing[0]}: required with detail.rows")
     if "product_links" not in list_ and detail_pages:
         raise ProfileError(f"{path}: list.product_links: required")
@@ -307,7 +333,43 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
         row_value=sel(detail, "row_value", "detail"),
         fields=specs,
         settings=dict(settings),
+        list_render=_render(list_, path, "list"),
+        detail_render=_render(detail, path, "detail") if detail_pages else _no_render(detail, path),
     )
+
+
+def _render(table: dict[str, Any], path: Path, where: str) -> Render | None:
+    """A stage's ``render``/``wait_for``/``render_timeout`` keys; None for plain HTTP."""
+    render = table.get("render", RENDER_HTTP)
+    if render not in (RENDER_HTTP, RENDER_JS):
+        raise ProfileError(f"{path}: {where}.render: unknown value {render!r} (one of: {RENDER_HTTP}, {RENDER_JS})")
+    if render == RENDER_HTTP:
+        for key in ("wait_for", "render_timeout"):
+            if key in table:
+                raise ProfileError(f"{path}: {where}.{key}: only with {where}.render = \"{RENDER_JS}\"")
+        return None
+    wait_for = table.get("wait_for")
+    if wait_for is not None:
+        if not isinstance(wait_for, str) or not wait_for.strip():
+            raise ProfileError(f"{path}: {where}.wait_for: a CSS selector")
+        if "::" in wait_for:
+            raise ProfileError(
+                f"{path}: {where}.wait_for: a plain CSS selector (the browser knows no ::attr() or ::text)"
+            )
+        try:
+            _translator.css_to_xpath(wait_for)
+        except (SelectorError, SyntaxError, ValueError) as exc:
+            raise ProfileError(f"{path}: {where}.wait_for: invalid CSS selector {wait_for!r}: {exc}") from None
+    timeout = table.get("render_timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise ProfileError(f"{path}: {where}.render_timeout: a number of seconds above 0")
+    return Render(wait_for=wait_for, timeout=None if timeout is None else float(timeout))
+
+
+def _no_render(detail: dict[str, Any], path: Path) -> None:
+    """A list-only profile (no detail pages) cannot render them."""
+    for key in sorted(_RENDER_KEYS & set(detail)):
+        raise ProfileError(f"{path}: detail.{key}: the profile has no detail pages (site.detail_pages = false)")
 
 
 def _check_page_url(template: Any, path: Path) -> None:

@@ -32,6 +32,9 @@ class TwoStageSpider(scrapy.Spider):
 
     list_priority: int = 0
     detail_priority: int = 10
+    #: More ``request.meta`` of each stage's requests, by stage (a ``render = "js"``
+    #: stage: the browser's, :func:`crawler.browser.render_meta`).
+    stage_meta: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, profile: str | None = None, **kwargs: Any) -> Self:
@@ -51,7 +54,7 @@ class TwoStageSpider(scrapy.Spider):
             callback=self.parse_list,
             priority=self.list_priority,
             dont_filter=dont_filter,
-            meta={"stage": LIST, "list_page": page, **meta},
+            meta={"stage": LIST, "list_page": page, **self.stage_meta.get(LIST, {}), **meta},
         )
 
     def detail_request(self, url: str, page: int, position: int, **meta: Any) -> scrapy.Request:
@@ -59,7 +62,10 @@ class TwoStageSpider(scrapy.Spider):
             url,
             callback=self.parse_detail,
             priority=self.detail_priority,
-            meta={"stage": DETAIL, "list_page": page, "list_position": position, **meta},
+            meta={
+                "stage": DETAIL, "list_page": page, "list_position": position,
+                **self.stage_meta.get(DETAIL, {}), **meta,
+            },
         )
 
     def parse_list(self, response: Response) -> Iterator[scrapy.Request]:

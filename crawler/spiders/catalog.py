@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
 from crawler import defaults
+from crawler.browser import enable_browser, render_meta
 from crawler.errors import ConfigError, ProfileError
 from crawler.extraction import (
     ListEntry,
@@ -108,6 +109,12 @@ class CatalogSpider(TwoStageSpider):
         self.site = site_profile.name
         self.start_urls = list(site_profile.start_urls)
         self.allowed_domains = list(site_profile.allowed_domains)
+        #: render = "js" stages: their requests go through the browser (crawler/middlewares/browser.py).
+        self.stage_meta = {
+            stage: render_meta(render)
+            for stage, render in (("list", site_profile.list_render), ("detail", site_profile.detail_render))
+            if render is not None
+        }
         #: Products found on list pages (links; list-only cards without a link: their key).
         self._seen: set[str] = set()
         self._list_pages_parsed = 0
@@ -143,6 +150,9 @@ class CatalogSpider(TwoStageSpider):
         if allowed_domains:
             profile = profile.with_allowed_domains(d.strip() for d in allowed_domains.split(",") if d.strip())
         crawler.settings.setdict(profile.settings, priority="spider")
+        if profile.browser_stages:
+            # Chromium checked (one line, exit status 2) and scrapy-playwright enabled, before any request
+            enable_browser(crawler.settings, profile.browser_stages)
         spider = super().from_crawler(crawler, site_profile=profile, **kwargs)
         spider._recheck_rounds = defaults.get_number(crawler.settings, "LIST_RECHECK_ROUNDS", int, 0, ConfigError)
         spider._stop_after = defaults.get_number(crawler.settings, "INCREMENTAL_STOP_AFTER", int, 1, ConfigError)
