@@ -381,3 +381,50 @@ def test_detail_only_rendering_fetches_list_pages_over_plain_http(tmp_path):
         assert Counter(p.split("/")[1] for p in shop.log if p.startswith(("/list/", "/item/"))) == {
             "list": stats["catalog/list_pages"], "item": 12,
         }
+
+
+@needs_chromium
+def test_pages_that_never_render_are_retried_then_dead_lettered_and_counted_by_the_breaker(tmp_path):
+    never = frozenset({1, 4, 7})
+    breaker = '{"failure_threshold": 1, "cooldown": 0.2, "cooldown_max": 0.4}'
+    with ScriptShop(products=10, never=never, plain_lists=True) as shop:
+        profile = write_profile(tmp_path, shop, False, True, timeout=3)
+        result = crawl(shop, tmp_path, profile, "RETRY_TIMES=1", "RETRY_MAX_ELAPSED=20",
+                       "RETRY_BACKOFF_BASE=0.1", f"CIRCUIT_BREAKER={breaker}")
+        product_requests = Counter(p for p in shop.log if p.startswith("/item/"))
+    db = tmp_path / "shop.db"
+    assert set(stored(db)) == {f"p{i}" for i in range(10) if i not in never}
+    letters = dead_letters(db)
+    assert sorted(url for url, _, _ in letters) == sorted(f"{shop.url}item/p{i}/" for i in never)
+    assert {(reason, kind) for _, reason, kind in letters} == {("browser_wait_timeout", "transient")}
+    # each tried twice (RETRY_TIMES=1), the others once
+    assert all(product_requests[f"/item/p{i}/"] == (2 if i in never else 1) for i in range(10)), product_requests
+    stats = result.stats
+    assert stats["retry/reason_count/browser_wait_timeout"] == len(never)
+    assert stats["breaker/trips"] >= 1
+    assert stats["products/identity_holds"] is True, stats["products/identity"]
+    assert stats["dlq/added/browser_wait_timeout"] == stats["dlq/added/stage/detail"] == len(never)
+    # failed pages were closed too: none left open
+    assert stats["playwright/page_count"] == stats["playwright/page_count/closed"] == 10 + len(never)
+    assert result.returncode != 0  # dead letters beyond MAX_DEAD_LETTERS (0): the crawl is not complete
+
+
+@needs_chromium
+def test_a_missing_browser_stops_the_crawl_before_any_request(script_shop, tmp_path):
+    profile = write_profile(tmp_path, script_shop, False, True)
+    result = crawl(script_shop, tmp_path, profile, "BROWSER_EXECUTABLE=/nonexistent")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: browser not found: BROWSER_EXECUTABLE='/nonexistent' is not an executable file; "
+        "install it (apt-get install chromium) or set BROWSER_EXECUTABLE to a Chromium binary"
+    ]
+    assert "Traceback" not in result.stderr
+    assert script_shop.log == []
+
+
+def test_a_missing_browser_does_not_matter_without_a_js_stage(script_shop, tmp_path):
+    profile = write_profile(tmp_path, script_shop, False, False)
+    result = crawl(script_shop, tmp_path, profile, "BROWSER_EXECUTABLE=/nonexistent")
+    assert "browser not found" not in result.stderr
+    assert script_shop.requested("/list/1") >= 1
