@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -18,7 +18,15 @@ $(STAMP): requirements.txt | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/scrapy demo
 
-test: $(STAMP)
+# The render = "js" tests launch Debian's Chromium (Playwright cannot download browsers here);
+# `make demo` never needs it.
+chromium:
+	@[ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (the browser of render = \"js\" stages)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; }
+
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
