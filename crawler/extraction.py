@@ -13,10 +13,28 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from crawler.coercion import normalize_space
-from crawler.siteprofile import CARD, DETAIL, TEXT, FieldSpec, SiteProfile, apply_regex, normalize_label
+from lxml import etree
 
-Raw = str | list[str] | None
+from crawler.coercion import normalize_space
+from crawler.scriptdata import ScriptDataError, ScriptPath, load_json, problem_marker, to_strings
+from crawler.siteprofile import (
+    CARD,
+    DETAIL,
+    SCRIPT,
+    TEXT,
+    FieldSpec,
+    ScriptSource,
+    Selector,
+    SiteProfile,
+    apply_regex,
+    normalize_label,
+)
+
+#: A field's raw value: text, a list of texts, None (nothing found), or (``source = "script"``)
+#: a problem marker of :mod:`crawler.scriptdata` when the page's JSON cannot be read.
+Raw = str | list[str] | dict[str, str] | None
+#: Every ``<script>`` element under a node (a ``source = "script"`` key without css/xpath).
+SCRIPTS = etree.XPath(".//script")
 
 
 @dataclass
@@ -40,15 +58,16 @@ def list_entries(profile: SiteProfile, root: Any, page_url: str) -> list[ListEnt
     """
     entries: list[ListEntry] = []
     seen: set[str] = set()
+    scripts = ScriptCache()
     if profile.cards is None:
-        for href in _links(profile, root, page_url):
+        for href in _links(profile, root, page_url, scripts):
             if href not in seen:
                 seen.add(href)
                 entries.append(ListEntry(href, len(entries) + 1))
         return entries
     card_fields = profile.fields_from(CARD)
-    for card in profile.cards.xpath(root):
-        links = _links(profile, card, page_url) if profile.product_links is not None else []
+    for card in _cards(profile, root, scripts):
+        links = _links(profile, card, page_url, scripts) if profile.product_links is not None else []
         link = links[0] if links else None
         if link is None and profile.detail_pages:
             continue
@@ -56,14 +75,103 @@ def list_entries(profile: SiteProfile, root: Any, page_url: str) -> list[ListEnt
             if link in seen:
                 continue
             seen.add(link)
-        raw = _extract(card_fields, card, link or page_url, {})
+        raw = _extract(card_fields, card, link or page_url, {}, scripts=scripts)
         entries.append(ListEntry(link, len(entries) + 1, raw))
     return entries
 
 
 def card_count(profile: SiteProfile, root: Any) -> int | None:
     """Number of cards on a list page, or None when the profile has no ``list.cards``."""
-    return None if profile.cards is None else len(profile.cards.xpath(root))
+    return None if profile.cards is None else len(_cards(profile, root, ScriptCache()))
+
+
+def list_problems(profile: SiteProfile, root: Any) -> list[str]:
+    """Why the page's script data for ``list.cards`` / ``list.product_links`` cannot be read (one line each).
+
+    Empty when they read no script, or when it parsed: a page whose cards or links
+    come from a script that does not parse (``malformed JSON``) yields no product,
+    and this says why.
+    """
+    problems = []
+    scripts = ScriptCache()
+    for name in ("cards", "product_links"):
+        source = getattr(profile, name)
+        if name == "product_links" and profile.cards is not None:
+            break  # links are read in each card
+        if isinstance(source, ScriptSource):
+            found = _script_json(source.scripts, source.path, root, scripts)
+            if isinstance(found, ScriptDataError):
+                problems.append(f"list.{name}: {found}")
+    return problems
+
+
+class ScriptCache:
+    """The JSON of a page's ``<script>`` elements, parsed once per page and script selector."""
+
+    def __init__(self) -> None:
+        self._documents: dict[tuple[int, Selector | None], tuple[list[Any], ScriptDataError | None]] = {}
+
+    def documents(self, selector: Selector | None, node: Any) -> tuple[list[Any], ScriptDataError | None]:
+        """The parsed JSON of the scripts ``selector`` selects under ``node`` (after its ``regex``),
+        and the first parse error.
+
+        Without a selector, every ``<script>`` is tried and those that are not JSON
+        (code) are skipped; a selected script that does not parse is an error.  A
+        node that is not an element is a card's JSON itself (cards from a script).
+        """
+        if not isinstance(node, etree._Element):
+            return [node], None
+        key = (id(node), selector)
+        cached = self._documents.get(key)
+        if cached is None:
+            documents, error = [], None
+            texts = selector.strings(node) if selector is not None else [TEXT(s) for s in SCRIPTS(node)]
+            for text in texts:
+                if selector is None and text.lstrip()[:1] not in ("{", "["):
+                    continue
+                try:
+                    documents.append(load_json(text))
+                except ScriptDataError as exc:
+                    error = error or exc
+            cached = self._documents[key] = (documents, error)
+        return cached
+
+
+def _script_json(
+    selector: Selector | None, path: ScriptPath, node: Any, scripts: ScriptCache
+) -> list[Any] | ScriptDataError:
+    """What ``path`` selects in each script's JSON (None results dropped), or the parse error when
+    nothing was selected and a script did not parse."""
+    documents, error = scripts.documents(selector, node)
+    results = [r for r in (path.search(d) for d in documents) if r is not None]
+    if not results and error is not None:
+        return error
+    return results
+
+
+def _script_strings(
+    selector: Selector | None, path: ScriptPath, node: Any, scripts: ScriptCache
+) -> list[str] | dict[str, str]:
+    """The texts a script key reads (see :func:`crawler.scriptdata.to_strings`), or a problem marker."""
+    found = _script_json(selector, path, node, scripts)
+    if isinstance(found, ScriptDataError):
+        return problem_marker(found)
+    try:
+        return to_strings(found)
+    except ScriptDataError as exc:
+        return problem_marker(exc)
+
+
+def _cards(profile: SiteProfile, root: Any, scripts: ScriptCache) -> list[Any]:
+    """The card elements, or (cards from a script) the cards' JSON values: a list the path gives is its items."""
+    cards = profile.cards
+    assert cards is not None
+    if not isinstance(cards, ScriptSource):
+        return cards.xpath(root)
+    found = _script_json(cards.scripts, cards.path, root, scripts)
+    if isinstance(found, ScriptDataError):
+        return []
+    return [card for result in found for card in (result if isinstance(result, list) else [result])]
 
 
 def next_page_link(profile: SiteProfile, root: Any) -> str | None:
@@ -109,11 +217,23 @@ def extract_fields(profile: SiteProfile, root: Any, url: str) -> dict[str, Raw]:
 
 
 def _extract(
-    specs: tuple[FieldSpec, ...], root: Any, url: str, rows: dict[str, list[Any]], value_xpath: Any = None
+    specs: tuple[FieldSpec, ...],
+    root: Any,
+    url: str,
+    rows: dict[str, list[Any]],
+    value_xpath: Any = None,
+    scripts: ScriptCache | None = None,
 ) -> dict[str, Raw]:
     raw: dict[str, Raw] = {}
     for spec in specs:
-        if spec.source == "url":
+        if spec.source == SCRIPT:
+            assert spec.path is not None
+            scripts = scripts or ScriptCache()
+            found = _script_strings(spec.selector, spec.path, root, scripts)
+            if isinstance(found, dict):  # the page's JSON cannot be read: validation names the problem
+                raw[spec.name] = found
+                continue
+        elif spec.source == "url":
             found = [url]
         elif spec.labels:
             matched = next((rows[label] for label in spec.labels if label in rows), None)
@@ -160,9 +280,15 @@ def _finish(spec: FieldSpec, text: str, url: str) -> str:
     return text
 
 
-def _links(profile: SiteProfile, node: Any, page_url: str) -> list[str]:
-    assert profile.product_links is not None
-    hrefs = (h.strip() for h in profile.product_links.strings(node))
+def _links(profile: SiteProfile, node: Any, page_url: str, scripts: ScriptCache) -> list[str]:
+    links = profile.product_links
+    assert links is not None
+    if isinstance(links, ScriptSource):
+        found = _script_strings(links.scripts, links.path, node, scripts)
+        texts = found if isinstance(found, list) else []  # a problem: no link (see list_problems)
+    else:
+        texts = links.strings(node)
+    hrefs = (h.strip() for h in texts)
     return [urljoin(page_url, h) if page_url else h for h in hrefs if h]
 
 

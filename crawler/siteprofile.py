@@ -26,6 +26,7 @@ from parsel.csstranslator import HTMLTranslator
 
 from crawler.coercion import SCALARS, TYPES
 from crawler.errors import ProfileError
+from crawler.scriptdata import PathError, ScriptPath, compile_path
 
 #: The profiles shipped with the project, read through the import system: a
 #: directory in a checkout, a folder inside the zipped egg scrapyd runs.
@@ -47,9 +48,14 @@ _DETAIL_KEYS = _ROW_KEYS | _RENDER_KEYS
 _SELECTOR_KEYS = {"css", "xpath", "attr", "regex"}
 _FIELD_KEYS = _SELECTOR_KEYS | {
     "label", "source", "from", "type", "item_type", "split", "required", "date_format", "int_base", "strip_prefix",
+    "path",
 }  # fmt: skip
+#: Keys of a ``source = "script"`` list selector (``list.cards``, ``list.product_links``).
+_SCRIPT_KEYS = _SELECTOR_KEYS | {"source", "path"}
 _TOP_KEYS = {"site", "list", "detail", "fields", "settings"}
-_SOURCES = ("url",)
+_SOURCES = ("url", "script")
+#: ``source = "script"``: JSON in the page's ``<script>`` elements (see :mod:`crawler.scriptdata`).
+SCRIPT = "script"
 #: Where a field is read: the detail page, or the product's card on the list page.
 DETAIL, CARD = "detail", "card"
 #: Placeholders of ``list.page_url``.
@@ -132,6 +138,31 @@ class FieldSpec:
     date_format: str | tuple[str, ...] | None = None
     int_base: int = 10
     strip_prefix: tuple[str, ...] = ()
+    #: ``source = "script"``: the JMESPath into the JSON (``selector``: the ``<script>`` elements, None: all).
+    path: ScriptPath | None = None
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """``list.cards`` / ``list.product_links`` read from JSON in ``<script>`` elements.
+
+    ``scripts`` selects the script elements and isolates the JSON text (its
+    ``regex``); None: every ``<script>`` (or, for product links of script cards,
+    the card's own JSON).  ``path`` selects the cards (each JSON value one card)
+    or the links.
+    """
+
+    path: ScriptPath
+    scripts: Selector | None = None
+
+    @property
+    def expr(self) -> str:
+        """How the profile wrote it, for messages: ``products[*] in script#data``."""
+        scripts = self.scripts
+        if scripts is None:
+            return f"{self.path.expr} in script"
+        regex = f" ~ /{scripts.regex.pattern}/" if scripts.regex is not None else ""
+        return f"{self.path.expr} in {scripts.expr}{regex}"
 
 
 @dataclass(frozen=True)
@@ -157,8 +188,8 @@ class SiteProfile:
     allowed_domains: tuple[str, ...]
     key: str
     fields: tuple[FieldSpec, ...]
-    product_links: Selector | None = None
-    cards: Selector | None = None
+    product_links: Selector | ScriptSource | None = None
+    cards: Selector | ScriptSource | None = None
     detail_pages: bool = True
     next_page: Selector | None = None
     last_page: Selector | None = None
@@ -315,14 +346,18 @@ def parse_profile(data: dict[str, Any], path: Path) -> SiteProfile:
     def sel(table: dict[str, Any], name: str, where: str) -> Selector | None:
         return _selector(table[name], path, f"{where}.{name}") if name in table else None
 
+    cards, product_links = _list_source(list_, "cards", path), _list_source(list_, "product_links", path)
+    if isinstance(cards, ScriptSource):
+        _check_script_cards(product_links, specs, path)
+
     return SiteProfile(
         name=str(site.get("name") or path.stem),
         path=path,
         start_urls=tuple(start_urls),
         allowed_domains=tuple(allowed),
         key=key,
-        product_links=sel(list_, "product_links", "list"),
-        cards=sel(list_, "cards", "list"),
+        product_links=product_links,
+        cards=cards,
         detail_pages=detail_pages,
         next_page=sel(list_, "next_page", "list"),
         last_page=sel(list_, "last_page", "list"),
@@ -436,7 +471,14 @@ def _field(name: str, spec: Any, path: Path, default_origin: str = DETAIL) -> Fi
         strip_prefix = _strings(spec["strip_prefix"], path, f"{where}.strip_prefix", "a prefix or a list of them")
     if source is not None and source not in _SOURCES:
         raise ProfileError(f"{path}: {where}.source: unknown source {source!r} (one of: {', '.join(_SOURCES)})")
-    if source is not None and (has_selector or label is not None):
+    if source == SCRIPT:
+        if label is not None:
+            raise ProfileError(f"{path}: {where}.source: \"script\" cannot be combined with label")
+        if "path" not in spec:
+            raise ProfileError(f"{path}: {where}.path: required with source = \"script\" (a JMESPath expression)")
+    elif "path" in spec:
+        raise ProfileError(f"{path}: {where}.path: only with source = \"script\"")
+    elif source is not None and (has_selector or label is not None):
         raise ProfileError(f"{path}: {where}.source: cannot be combined with css, xpath or label")
     if not (has_selector or label is not None or source is not None):
         raise ProfileError(f"{path}: {where}: needs one of css, xpath, label or source")
@@ -448,7 +490,9 @@ def _field(name: str, spec: Any, path: Path, default_origin: str = DETAIL) -> Fi
         date_format = formats[0] if isinstance(date_format, str) else tuple(formats)
     selector = None
     regex = None
-    if has_selector:
+    if source == SCRIPT:
+        selector = _script_selector(spec, path, where)
+    elif has_selector:
         selector = _selector(
             {k: spec[k] for k in _SELECTOR_KEYS if k in spec}, path, where
         )
@@ -473,7 +517,62 @@ def _field(name: str, spec: Any, path: Path, default_origin: str = DETAIL) -> Fi
         date_format=date_format,
         int_base=int_base,
         strip_prefix=strip_prefix,
+        path=_path(spec["path"], path, f"{where}.path") if source == SCRIPT else None,
     )
+
+
+def _path(expr: Any, path: Path, where: str) -> ScriptPath:
+    try:
+        return compile_path(expr)
+    except PathError as exc:
+        raise ProfileError(f"{path}: {where}: {exc}") from None
+
+
+def _script_selector(spec: dict[str, Any], path: Path, where: str) -> Selector | None:
+    """The ``<script>`` elements of a ``source = "script"`` table (css/xpath, attr, regex); None: every script."""
+    keys = {k: spec[k] for k in _SELECTOR_KEYS if k in spec}
+    if not keys:
+        return None
+    if "css" not in keys and "xpath" not in keys:
+        if "attr" in keys:
+            raise ProfileError(f"{path}: {where}.attr: needs css or xpath")
+        keys["css"] = "script"  # a regex alone: every script, the JSON isolated by the regex
+    return _selector(keys, path, where, re.DOTALL)  # JSON spans lines: "." matches a newline too
+
+
+def _list_source(table: dict[str, Any], name: str, path: Path) -> Selector | ScriptSource | None:
+    """``list.cards`` / ``list.product_links``: a selector, or a ``source = "script"`` table."""
+    if name not in table:
+        return None
+    spec, where = table[name], f"list.{name}"
+    if not isinstance(spec, dict) or not ("source" in spec or "path" in spec):
+        return _selector(spec, path, where)
+    _check_keys(spec, _SCRIPT_KEYS, path, where)
+    if spec.get("source") != SCRIPT:
+        if "source" not in spec:
+            raise ProfileError(f"{path}: {where}.path: only with source = \"script\"")
+        raise ProfileError(f"{path}: {where}.source: unknown source {spec['source']!r} (only \"script\" here)")
+    if "path" not in spec:
+        raise ProfileError(f"{path}: {where}.path: required with source = \"script\" (a JMESPath expression)")
+    return ScriptSource(_path(spec["path"], path, f"{where}.path"), _script_selector(spec, path, where))
+
+
+def _check_script_cards(
+    product_links: Selector | ScriptSource | None, specs: Iterable[FieldSpec], path: Path
+) -> None:
+    """With cards from a script, product links and card fields read each card's JSON (a path, no selector)."""
+    if product_links is not None and (not isinstance(product_links, ScriptSource) or product_links.scripts):
+        raise ProfileError(
+            f"{path}: list.product_links: list.cards come from a script: read each card's link with "
+            "{ source = \"script\", path = \"...\" } (no css, xpath or regex)"
+        )
+    for spec in specs:
+        if spec.origin != CARD or spec.source == "url" or (spec.source == SCRIPT and spec.selector is None):
+            continue
+        raise ProfileError(
+            f"{path}: fields.{spec.name}: list.cards come from a script: a card field reads the card's JSON "
+            "with source = \"script\" and a path (no css, xpath, regex or label), or the link with source = \"url\""
+        )
 
 
 def normalize_label(text: str) -> str:
@@ -481,7 +580,7 @@ def normalize_label(text: str) -> str:
     return " ".join(text.split()).casefold().rstrip(":").rstrip()
 
 
-def _selector(spec: Any, path: Path, where: str) -> Selector:
+def _selector(spec: Any, path: Path, where: str, regex_flags: int = 0) -> Selector:
     """A selector from a CSS string or a ``{css|xpath, attr, regex}`` table."""
     if isinstance(spec, str):
         spec = {"css": spec}
@@ -510,7 +609,7 @@ def _selector(spec: Any, path: Path, where: str) -> Selector:
     attr = spec.get("attr")
     if attr is not None and (not isinstance(attr, str) or not attr):
         raise ProfileError(f"{path}: {where}.attr: must be an attribute name")
-    regex = _regex(spec["regex"], path, f"{where}.regex") if "regex" in spec else None
+    regex = _regex(spec["regex"], path, f"{where}.regex", regex_flags) if "regex" in spec else None
     first = None
     if attr is None and regex is None:
         try:
@@ -520,11 +619,11 @@ def _selector(spec: Any, path: Path, where: str) -> Selector:
     return Selector(expr=expr, xpath=compiled, attr=attr, regex=regex, first_xpath=first)
 
 
-def _regex(pattern: Any, path: Path, where: str) -> re.Pattern[str]:
+def _regex(pattern: Any, path: Path, where: str, flags: int = 0) -> re.Pattern[str]:
     if not isinstance(pattern, str):
         raise ProfileError(f"{path}: {where}: must be a string")
     try:
-        return re.compile(pattern)
+        return re.compile(pattern, flags)
     except re.error as exc:
         raise ProfileError(f"{path}: {where}: invalid regex {pattern!r}: {exc}") from None
 

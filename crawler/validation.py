@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler.coercion import CoercionError, coerce
+from crawler.scriptdata import marker_problem
 from crawler.siteprofile import FieldSpec, SiteProfile
 
 MISSING = "missing"
@@ -65,7 +66,15 @@ class Validated:
 
 
 def coerce_field(spec: FieldSpec, raw: Any) -> Any:
-    """The typed value of one field (raises :class:`~crawler.coercion.CoercionError`)."""
+    """The typed value of one field (raises :class:`~crawler.coercion.CoercionError`).
+
+    A ``source = "script"`` field whose JSON could not be read on the page (a
+    problem marker of :mod:`crawler.scriptdata`) raises with that problem
+    (``malformed JSON``), so it is a warning or a rejection like any bad value.
+    """
+    problem = marker_problem(raw)
+    if problem is not None:
+        raise CoercionError(problem.text, problem.problem, f" ({problem.detail})" if problem.detail else "")
     return coerce(raw, spec.type, item_type=spec.item_type, date_format=spec.date_format, int_base=spec.int_base)
 
 

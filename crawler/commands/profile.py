@@ -23,7 +23,8 @@ else a detail page (a list-only profile, ``detail_pages = false``, only has
 list pages).  The output says which kind was assumed, and why.
 
 * Detail page: every field of the profile, in profile order, with where it
-  is read (``detail``, ``card``, ``url``), the raw text, the typed value or
+  is read (``detail``, ``card``, ``url``, ``script``: JSON in the page's
+  ``<script>`` elements, with its ``path``), the raw text, the typed value or
   the problem, and whether it is required; the row labels of the page that no
   field reads; the warnings (optional fields stored as null); the verdict
   (``saved (key ...)`` or ``rejected: <field>: <problem>``) exactly as the
@@ -71,10 +72,12 @@ from crawler.extraction import (
     extract_fields,
     last_page_number,
     list_entries,
+    list_problems,
     next_page_link,
     total_count,
 )
-from crawler.siteprofile import CARD, DETAIL, FieldSpec, SiteProfile, load_profile, normalize_label
+from crawler.scriptdata import marker_problem
+from crawler.siteprofile import CARD, DETAIL, SCRIPT, FieldSpec, SiteProfile, load_profile, normalize_label
 from crawler.validation import MISSING, Rejected, coerce_field, validate
 
 SUBCOMMANDS = ("check",)
@@ -366,6 +369,11 @@ def check_field(profile: SiteProfile, spec: FieldSpec, raw: Any) -> dict[str, An
         "problem": None,
         "message": None,
     }
+    if spec.path is not None:
+        check["path"] = spec.path.expr
+    broken = marker_problem(raw)
+    if broken is not None:  # the page's script data cannot be read: show the JSON text
+        check["raw"] = broken.text
     try:
         value = coerce_field(spec, raw)
     except CoercionError as exc:
@@ -378,10 +386,11 @@ def check_field(profile: SiteProfile, spec: FieldSpec, raw: Any) -> dict[str, An
 
 
 def where(spec: FieldSpec) -> str:
-    """Where a field is read: ``detail`` (page), ``card`` (list card), ``url`` (the page URL)."""
+    """Where a field is read: ``detail`` (page), ``card`` (list card), ``url`` (the page URL),
+    ``script`` (JSON in the page's scripts; ``card script``: in the card's)."""
     if spec.origin == CARD:
-        return "card url" if spec.source == "url" else "card"
-    return "url" if spec.source == "url" else "detail"
+        return f"card {spec.source}" if spec.source in ("url", SCRIPT) else "card"
+    return spec.source if spec.source in ("url", SCRIPT) else "detail"
 
 
 def verdict(profile: SiteProfile, raw: dict[str, Any]) -> dict[str, Any]:
@@ -465,7 +474,7 @@ def check_list(profile: SiteProfile, root: Any, url: str) -> dict[str, Any]:
     page_urls = []
     if profile.page_url is not None and last is not None:
         page_urls = [{"page": n, "url": profile.page_link(url, n)} for n in sorted({2, 3, last}) if 2 <= n <= last]
-    notes = []
+    notes = list_problems(profile, root)
     cards = card_count(profile, root)
     if profile.cards is not None and not cards:
         notes.append(f"no card matches list.cards {profile.cards.expr!r}")

@@ -23,6 +23,7 @@ from crawler.extraction import (
     extract_fields,
     last_page_number,
     list_entries,
+    list_problems,
     next_page_link,
     total_count,
 )
@@ -271,7 +272,8 @@ class CatalogSpider(TwoStageSpider):
         entries = list_entries(profile, root, response.url)
         if not entries:
             stats.inc_value("catalog/empty_list_pages")
-            self.logger.warning("list page %s (page %s): no product links found", response.url, page)
+            why = "".join(f"; {problem}" for problem in list_problems(profile, root))
+            self.logger.warning("list page %s (page %s): no product links found%s", response.url, page, why)
         elif page == 1 and not recheck:
             self._page_size = len(entries)
         unseen = 0
