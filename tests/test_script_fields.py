@@ -300,6 +300,12 @@ def test_malformed_json_rejects_a_required_field_and_warns_for_an_optional_one()
     assert result.fields["brand"] is None and result.fields["tested"] is True
 
 
+def test_json_in_an_attribute() -> None:
+    page = """<div id="app" data-product='{"sku": "A-1", "ids": [1, 2]}'></div>"""
+    shop = profile_of(profile(sku='source = "script"\ncss = "#app"\nattr = "data-product"\npath = "sku"'))
+    assert extract_fields(shop, root_of(page), PAGE_URL)["sku"] == "A-1"
+
+
 def test_a_path_selecting_an_object_warns() -> None:
     shop = profile_of(DETAIL_PROFILE.replace('path = "brand.name"', 'path = "brand"'))
     result = validate(shop, extract_fields(shop, root_of(DETAIL_PAGE), PAGE_URL))
