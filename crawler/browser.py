@@ -7,8 +7,8 @@ package: ``/usr/bin/chromium``; ``BROWSER_EXECUTABLE`` overrides it).
 Nothing here runs unless a stage of the site profile needs the browser: the
 spider calls :func:`enable_browser` from ``from_crawler`` (before any request),
 which checks the executable (a one-line :class:`~crawler.errors.ConfigError`,
-exit status 2, naming how to install it) and only then routes ``http``/``https``
-through scrapy-playwright's download handler.  That handler passes requests
+exit status 2, naming how to install it) and only then routes the scheme of the
+site's start URLs (``http`` or ``https``) through scrapy-playwright's download handler.  That handler passes requests
 without ``meta["playwright"]`` to Scrapy's own HTTP handler and launches the
 browser on the first request that has it, so a profile whose list stage is
 plain HTTP starts Chromium with its first detail page.
@@ -114,26 +114,28 @@ def check_playwright() -> None:
                           "is not installed: pip install -r requirements.txt") from None
 
 
-def enable_browser(settings: Any, stages: Iterable[str]) -> str:
-    """Route the crawl's downloads through scrapy-playwright for ``stages``; return Chromium's path.
+def enable_browser(settings: Any, stages: Iterable[str], schemes: Iterable[str] = ("http", "https")) -> str:
+    """Route the crawl's downloads of ``schemes`` through scrapy-playwright for ``stages``; return Chromium's path.
 
     Called before the crawl starts (the settings are not frozen yet), only when a
     stage of the site profile has ``render = "js"``.  Checks Playwright and the
     browser first: a missing one is a :class:`BrowserMissing` (one line, exit
     status 2) before any request.  Sets, at :data:`PRIORITY` unless given higher:
-    ``DOWNLOAD_HANDLERS`` (http, https), ``PLAYWRIGHT_LAUNCH_OPTIONS``
+    ``DOWNLOAD_HANDLERS`` (``schemes``: those of the site's start URLs; scrapy-playwright
+    starts one Playwright, and could start one browser, per scheme), ``PLAYWRIGHT_LAUNCH_OPTIONS``
     (executable, headless) and ``PLAYWRIGHT_ABORT_REQUEST`` (a
     :class:`ResourceBlocker` of ``BROWSER_BLOCK_RESOURCES``).
     """
     stages = tuple(stages)
+    schemes = sorted({scheme for scheme in schemes if scheme in ("http", "https")}) or ["http", "https"]
     check_playwright()
     executable = find_chromium(str(defaults.get(settings, "BROWSER_EXECUTABLE") or ""))
     handlers = settings["DOWNLOAD_HANDLERS"]
     if isinstance(handlers, BaseSettings):  # per scheme: a handler given with -s for a scheme wins
-        for scheme in ("http", "https"):
+        for scheme in schemes:
             handlers.set(scheme, HANDLER, priority=PRIORITY)
     else:
-        routed = {**settings.getdict("DOWNLOAD_HANDLERS"), "http": HANDLER, "https": HANDLER}
+        routed = {**settings.getdict("DOWNLOAD_HANDLERS"), **dict.fromkeys(schemes, HANDLER)}
         _set(settings, "DOWNLOAD_HANDLERS", routed)
     # the executable is always the one found; other launch options given in the settings are kept
     _set(settings, "PLAYWRIGHT_LAUNCH_OPTIONS", launch_options(executable, settings), force=True)
@@ -153,6 +155,12 @@ def render_meta(render: Any) -> dict[str, Any]:
     ``crawler.middlewares.browser`` turns it into scrapy-playwright's page methods.
     """
     return {"playwright": True, "browser_render": {"wait_for": render.wait_for, "timeout": render.timeout}}
+
+
+def routed_schemes(settings: Any) -> frozenset[str]:
+    """The URL schemes whose downloads go through scrapy-playwright's handler."""
+    handlers = settings.getdict("DOWNLOAD_HANDLERS") or {}
+    return frozenset(scheme for scheme, handler in handlers.items() if handler == HANDLER)
 
 
 def _set(settings: Any, name: str, value: Any, force: bool = False) -> None:

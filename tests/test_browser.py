@@ -23,7 +23,14 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy.settings import Settings
 
-from crawler.browser import BrowserMissing, ResourceBlocker, enable_browser, find_chromium, launch_options
+from crawler.browser import (
+    BrowserMissing,
+    ResourceBlocker,
+    enable_browser,
+    find_chromium,
+    launch_options,
+    routed_schemes,
+)
 from crawler.crawl_profiles import PROFILES
 from crawler.errors import ProfileError
 from crawler.failures import DEFAULT_CLASSIFIER, PERMANENT, TRANSIENT
@@ -277,9 +284,10 @@ def test_enable_browser_routes_http_through_scrapy_playwright_and_blocks_heavy_r
 
     settings = Settings()
     settings.setmodule(project, priority="project")
-    enable_browser(settings, ["detail"])
-    handlers = settings.getdict("DOWNLOAD_HANDLERS")
-    assert handlers["http"] == handlers["https"] == "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+    enable_browser(settings, ["detail"], ["https"])
+    # only the start URLs' scheme: scrapy-playwright starts a Playwright (and a browser) per scheme
+    assert routed_schemes(settings) == {"https"}
+    assert settings.getdict("DOWNLOAD_HANDLERS")["https"] == "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
     assert settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")["executable_path"] == CHROMIUM
     blocker = settings.get("PLAYWRIGHT_ABORT_REQUEST")
     assert isinstance(blocker, ResourceBlocker)

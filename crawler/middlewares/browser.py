@@ -31,7 +31,9 @@ Stats: ``browser/requests/<stage>``, ``browser/contexts_recycled``,
 
 Enabled in ``DOWNLOADER_MIDDLEWARES`` at 950 (next to the download handler, so
 it sees each download's end before any other middleware); requests without
-``meta["playwright"]`` pass through untouched.
+``meta["playwright"]`` pass through untouched.  The browser serves the scheme of
+the site's start URLs (one Playwright, one browser); a browser request of the
+other scheme is fetched over plain HTTP, with a warning and ``browser/unrouted/<scheme>``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from crawler import defaults
-from crawler.browser import browser_limits
+from crawler.browser import browser_limits, routed_schemes
 from crawler.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ class BrowserContextsMiddleware:
         #: Set when a drained lane opens again (created in the running loop, by the first waiter).
         self._lane_opened: asyncio.Event | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        #: The schemes scrapy-playwright downloads (those of the site's start URLs, crawler/browser.py).
+        self.schemes = routed_schemes(settings)
+        self._warned: set[str] = set()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -104,6 +109,10 @@ class BrowserContextsMiddleware:
     # -- requests ------------------------------------------------------------------
     def process_request(self, request: Request) -> Awaitable[None] | None:
         if not request.meta.get("playwright"):
+            return None
+        scheme = request.url.split(":", 1)[0].lower()
+        if scheme not in self.schemes:
+            self._unrouted(request, scheme)
             return None
         self._prepare(request)
         lane = self._free_lane()
@@ -138,6 +147,16 @@ class BrowserContextsMiddleware:
         meta.pop("playwright_include_page", None)  # scrapy-playwright closes every page
         meta["playwright_page_init_callback"] = self._page_opened
         self.stats.inc_value(f"browser/requests/{meta.get('stage') or 'other'}")
+
+    def _unrouted(self, request: Request, scheme: str) -> None:
+        """A browser request of a scheme the browser does not serve: fetched over plain HTTP, said once."""
+        self.stats.inc_value(f"browser/unrouted/{scheme}")
+        if scheme not in self._warned:
+            self._warned.add(scheme)
+            logger.warning(
+                "%s: %s pages are not rendered in the browser (only those of the start URLs' schemes: %s)",
+                request.url, scheme, ", ".join(sorted(self.schemes)) or "none", extra={"request": request},
+            )
 
     # -- lanes ---------------------------------------------------------------------
     def _counter_started(self) -> bool:

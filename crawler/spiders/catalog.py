@@ -153,7 +153,8 @@ class CatalogSpider(TwoStageSpider):
         crawler.settings.setdict(profile.settings, priority="spider")
         if profile.browser_stages:
             # Chromium checked (one line, exit status 2) and scrapy-playwright enabled, before any request
-            enable_browser(crawler.settings, profile.browser_stages)
+            schemes = {url.split(":", 1)[0].lower() for url in profile.start_urls}
+            enable_browser(crawler.settings, profile.browser_stages, schemes)
         spider = super().from_crawler(crawler, site_profile=profile, **kwargs)
         spider._recheck_rounds = defaults.get_number(crawler.settings, "LIST_RECHECK_ROUNDS", int, 0, ConfigError)
         spider._stop_after = defaults.get_number(crawler.settings, "INCREMENTAL_STOP_AFTER", int, 1, ConfigError)
