@@ -36,8 +36,13 @@ HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "chromium", "chromium-browser", "google-chrome")
 #: How to get a browser, for the error line.
 INSTALL_HINT = "install it (apt-get install chromium) or set BROWSER_EXECUTABLE to a Chromium binary"
-#: Chromium flags: no /dev/shm exhaustion in containers, no GPU, no first-run chores.
-LAUNCH_ARGS = ("--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--no-default-browser-check")
+#: Chromium flags: no /dev/shm exhaustion in containers, no GPU, no first-run chores; and fewer
+#: processes (no zygotes, the GPU and network services inside the browser process, no site
+#: isolation between the catalogue's pages), each holding its own copy of Chromium's memory.
+LAUNCH_ARGS = (
+    "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+    "--no-zygote", "--in-process-gpu", "--enable-features=NetworkServiceInProcess", "--disable-site-isolation-trials",
+)  # fmt: skip
 #: Settings priority of what :func:`enable_browser` sets: the spider's (a site profile's
 #: ``[settings]`` and ``-s`` still win, being set at or above it before).
 PRIORITY = "spider"

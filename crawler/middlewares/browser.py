@@ -194,9 +194,13 @@ class BrowserContextsMiddleware:
             task.add_done_callback(self._closing.discard)
 
     async def _page_opened(self, page: Any, request: Request) -> None:
-        """(``playwright_page_init_callback``) Remember the context of the request's lane."""
+        """(``playwright_page_init_callback``) Remember the context of the request's lane.
+
+        The latest one: after a browser crash scrapy-playwright opens the lane's context
+        again (the crashed one is closed already), and that one is the one to recycle.
+        """
         lane = self._tickets.get(request.meta.get(TICKET))  # type: ignore[arg-type]
-        if lane is not None and lane.context is None and request.meta.get("playwright_context") == lane.name:
+        if lane is not None and request.meta.get("playwright_context") == lane.name:
             lane.context = page.context
 
     async def _recycle(self, lane: _Lane) -> None:
@@ -206,7 +210,7 @@ class BrowserContextsMiddleware:
             if context is not None:
                 await context.close()
                 self.stats.inc_value("browser/contexts_recycled")
-                logger.debug("Browser context %s closed after %d pages", lane.name, lane.assigned)
+                logger.info("Browser context %s recycled after %d pages", lane.name, lane.assigned)
         except Exception as exc:  # noqa: BLE001 - a crashed browser: its contexts are gone already
             logger.debug("Browser context %s: close failed (%s)", lane.name, exc)
         finally:
