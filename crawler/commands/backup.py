@@ -17,7 +17,6 @@ status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
@@ -25,13 +24,9 @@ from scrapy.exceptions import UsageError
 from sqlalchemy.engine import make_url
 
 from crawler import defaults
-from crawler.errors import ConfigError
+from crawler.commands import CommandError, OneLineErrors
 
 PG_DUMP_HINT = "use pg_dump (e.g. pg_dump -Fc -f catalog.dump DBNAME; see README, Getting data out)"
-
-
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
 
 
 def shown_url(url: str) -> str:
@@ -42,7 +37,7 @@ def shown_url(url: str) -> str:
         return "DATABASE_URL"
 
 
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -65,14 +60,10 @@ class Command(ScrapyCommand):
         group.add_argument("-o", "--output", metavar="FILE", help="the backup file to write")
         group.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected argument(s): {' '.join(args)}")
-        try:
-            self._backup(opts)
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
+        self._backup(opts)
 
     def _backup(self, opts: argparse.Namespace) -> None:
         from storage.backup import backup_sqlite, sqlite_file

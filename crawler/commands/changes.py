@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -33,14 +32,10 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from crawler import defaults
-from crawler.errors import ConfigError
+from crawler.commands import CommandError, OneLineErrors
 from storage.engine import utc_iso
 
 FORMATS = ("text", "json")
-
-
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
 
 
 def parse_since(text: str) -> str:
@@ -76,7 +71,7 @@ def format_text(changes: list[Any]) -> list[str]:
     return lines
 
 
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -103,26 +98,19 @@ class Command(ScrapyCommand):
         group.add_argument("--limit", type=int, default=0, help="only the newest N changes (default: all)")
         group.add_argument("--format", choices=FORMATS, default="text", help="text (default) or json")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected argument(s): {' '.join(args)}")
-        try:
-            since = parse_since(opts.since) if opts.since is not None else None
-            if opts.limit < 0:
-                raise CommandError(f"invalid --limit {opts.limit}: expected a number >= 0")
-            changes = self._changes(since, opts.site, opts.limit)
-            if opts.format == "json":
-                json.dump([c.as_dict() for c in changes], sys.stdout, ensure_ascii=False, indent=2)
-                sys.stdout.write("\n")
-            else:
-                sys.stdout.write("\n".join(format_text(changes)) + "\n")
-            sys.stdout.flush()
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
-        except BrokenPipeError:  # e.g. `scrapy changes | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            self.exitcode = 1
+        since = parse_since(opts.since) if opts.since is not None else None
+        if opts.limit < 0:
+            raise CommandError(f"invalid --limit {opts.limit}: expected a number >= 0")
+        changes = self._changes(since, opts.site, opts.limit)
+        if opts.format == "json":
+            json.dump([c.as_dict() for c in changes], sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write("\n".join(format_text(changes)) + "\n")
+        sys.stdout.flush()
 
     def _changes(self, since: str | None, site: str | None, limit: int) -> list[Any]:
         from storage.versions import VersionStore

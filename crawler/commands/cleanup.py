@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from crawler import defaults
-from crawler.errors import ConfigError
+from crawler.commands import CommandError, OneLineErrors
 
 #: A stats dump's name (extensions/stats_dump.py), and a temporary file of one.
 STATS_DUMP_NAME = re.compile(r"^.+-\d{8}T\d{6}\.\d{6}Z-\d+\.json$")
@@ -44,10 +43,6 @@ STATS_DUMP_TEMP = re.compile(r"^\..+-\d{8}T\d{6}\.\d{6}Z-\d+\.json\..+\.tmp$")
 #: Bytes of a file's head searched for Scrapy's start line.
 LOG_HEAD_BYTES = 64 * 1024
 DAY = 86400.0
-
-
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +93,7 @@ def old_files(
                 yield OldFile(path, kind, (now - stat.st_mtime) / DAY, stat.st_size)
 
 
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -123,14 +118,10 @@ class Command(ScrapyCommand):
                            help="another directory of crawl logs (repeatable)")  # fmt: skip
         group.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected argument(s): {' '.join(args)}")
-        try:
-            self._cleanup(opts)
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
+        self._cleanup(opts)
 
     def _cleanup(self, opts: argparse.Namespace) -> None:
         if opts.older_than is None:

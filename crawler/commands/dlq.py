@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from crawler import defaults
+from crawler.commands import CommandError, OneLineErrors
 from crawler.errors import ConfigError
 from crawler.outcome import DEAD_LETTERS, OK
 from crawler.redaction import REDACTED_HEADERS, REDACTED_META_KEYS, redact_record, strip_url_credentials
@@ -64,11 +65,7 @@ LIST_COLUMNS = (
 )
 
 
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
-
-
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -102,25 +99,18 @@ class Command(ScrapyCommand):
                            help="export: jsonl or csv (default: from the file's extension, else jsonl)")  # fmt: skip
         group.add_argument("--dry-run", action="store_true", help="requeue: print the crawls, run nothing")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         stray = [a for a in args if a.startswith("-") and a != "-"]
         if stray:
             raise UsageError(f"unknown option(s): {' '.join(stray)}")
-        try:
-            if not args:
-                raise CommandError(f"a subcommand is required (one of: {', '.join(SUBCOMMANDS)})")
-            name, rest = args[0], args[1:]
-            if name not in SUBCOMMANDS:
-                raise CommandError(f"unknown subcommand {name!r} (one of: {', '.join(SUBCOMMANDS)})")
-            if name != "show" and rest:
-                raise CommandError(f"dlq {name} takes no arguments, got {' '.join(rest)}")
-            getattr(self, f"_{name}")(rest, opts)
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
-        except BrokenPipeError:  # e.g. `scrapy dlq list | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            self.exitcode = 1
+        if not args:
+            raise CommandError(f"a subcommand is required (one of: {', '.join(SUBCOMMANDS)})")
+        name, rest = args[0], args[1:]
+        if name not in SUBCOMMANDS:
+            raise CommandError(f"unknown subcommand {name!r} (one of: {', '.join(SUBCOMMANDS)})")
+        if name != "show" and rest:
+            raise CommandError(f"dlq {name} takes no arguments, got {' '.join(rest)}")
+        getattr(self, f"_{name}")(rest, opts)
 
     # -- helpers
 

@@ -24,7 +24,6 @@ Errors print one line ``error: ...`` on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -32,15 +31,12 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from crawler import defaults
+from crawler.commands import CommandError, OneLineErrors
 from crawler.errors import ConfigError
 from crawler.siteprofile import SiteProfile, load_profile
 
 
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
-
-
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -67,17 +63,10 @@ class Command(ScrapyCommand):
         group.add_argument("--site", help="site profile name or .toml path (default: the database's only site)")
         group.add_argument("--since", metavar="DATE", help="only products with updated_at at or after DATE (UTC)")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected argument(s): {' '.join(args)}")
-        try:
-            self._export(opts)
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
-        except BrokenPipeError:  # e.g. `scrapy export -o - | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            self.exitcode = 1
+        self._export(opts)
 
     def _export(self, opts: argparse.Namespace) -> None:
         from storage.export import STREAMABLE, format_for, iter_products, parse_since, sites, write_export

@@ -48,8 +48,6 @@ import argparse
 import gzip
 import http.client
 import json
-import os
-import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -66,7 +64,7 @@ from scrapy.settings import BaseSettings
 
 from crawler import defaults
 from crawler.coercion import CoercionError
-from crawler.errors import ConfigError
+from crawler.commands import CommandError, OneLineErrors
 from crawler.extraction import (
     card_count,
     extract_fields,
@@ -89,11 +87,7 @@ MAX_CELL = 40
 OK, ABSENT, WARNING, REJECTED, ELSEWHERE = "ok", "missing", "warning", "rejected", "not on this page"
 
 
-class CommandError(Exception):
-    """A one-line error: ``error: <message>`` on stderr, exit status 2."""
-
-
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -125,26 +119,19 @@ class Command(ScrapyCommand):
         )
         group.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        try:
-            stray = [a for a in args if a.startswith("-") and a != "-"]
-            if stray:
-                raise CommandError(f"unknown option(s): {' '.join(stray)} (see scrapy profile -h)")
-            if not args:
-                raise CommandError(f"a subcommand is required (one of: {', '.join(SUBCOMMANDS)})")
-            if args[0] not in SUBCOMMANDS:
-                raise CommandError(f"unknown subcommand {args[0]!r} (one of: {', '.join(SUBCOMMANDS)})")
-            if len(args) != 3:
-                raise CommandError("usage: scrapy profile check SITE URL|FILE [--page list|detail] [--url URL]")
-            report = self._check(args[1], args[2], opts)
-            print(json.dumps(report, indent=2, ensure_ascii=False) if opts.json else render(report))
-            self.exitcode = report["exit_status"]
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
-        except BrokenPipeError:  # e.g. `scrapy profile check ... | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            self.exitcode = 1
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
+        stray = [a for a in args if a.startswith("-") and a != "-"]
+        if stray:
+            raise CommandError(f"unknown option(s): {' '.join(stray)} (see scrapy profile -h)")
+        if not args:
+            raise CommandError(f"a subcommand is required (one of: {', '.join(SUBCOMMANDS)})")
+        if args[0] not in SUBCOMMANDS:
+            raise CommandError(f"unknown subcommand {args[0]!r} (one of: {', '.join(SUBCOMMANDS)})")
+        if len(args) != 3:
+            raise CommandError("usage: scrapy profile check SITE URL|FILE [--page list|detail] [--url URL]")
+        report = self._check(args[1], args[2], opts)
+        print(json.dumps(report, indent=2, ensure_ascii=False) if opts.json else render(report))
+        self.exitcode = report["exit_status"]
 
     def _check(self, site: str, target: str, opts: argparse.Namespace) -> dict[str, Any]:
         if opts.page is not None and opts.page not in PAGE_KINDS:

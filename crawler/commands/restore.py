@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 from pathlib import Path
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
 from crawler import defaults
-from crawler.commands.backup import CommandError, shown_url
-from crawler.errors import ConfigError
+from crawler.commands import CommandError, OneLineErrors
+from crawler.commands.backup import shown_url
 from extensions.run_lock import FileLock, lock_for
 
 PG_RESTORE_HINT = "use pg_restore (e.g. pg_restore --clean -d DBNAME catalog.dump; see README, Getting data out)"
@@ -52,7 +51,7 @@ def run_locks(url: str, database: Path, sites: list[str]) -> list[FileLock]:
     return list(locks.values())
 
 
-class Command(ScrapyCommand):
+class Command(OneLineErrors, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -75,14 +74,10 @@ class Command(ScrapyCommand):
         group.add_argument("-i", "--input", metavar="FILE", help="the backup to restore")
         group.add_argument("--force", action="store_true", help="replace a database that exists")
 
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+    def execute(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError(f"unexpected argument(s): {' '.join(args)}")
-        try:
-            self._restore(opts)
-        except (CommandError, ConfigError) as exc:
-            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            self.exitcode = 2
+        self._restore(opts)
 
     def _restore(self, opts: argparse.Namespace) -> None:
         from storage.backup import check_backup, restore_sqlite, sqlite_file
