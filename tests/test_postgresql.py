@@ -102,3 +102,48 @@ def test_two_processes_creating_the_schema_at_once(tmp_path) -> None:
     ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
+
+
+def test_a_crawl_killed_on_postgresql_resumes_to_the_truth(tmp_path) -> None:
+    """Crash-safe resume on PostgreSQL: SIGKILL mid-crawl, the same command again."""
+    import signal
+    import time
+
+    from crawler.siteprofile import load_profile
+    from demoshop.process import ShopProcess
+    from tests.test_real_site import swap_host
+    from tests.test_resume import LATENCY, PRODUCTS, SEED, start_crawl, wait_for
+
+    assert URL
+    fresh = ProductStore(URL)
+    metadata.drop_all(fresh.engine)
+    fresh.create_schema()
+
+    def stored() -> int:
+        with fresh.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM products")).scalar_one())
+
+    pg = ("-s", f"DATABASE_URL={URL}")
+    with ShopProcess(products=PRODUCTS, seed=SEED, extra_args=("--latency", LATENCY)) as shop:
+        start = swap_host(load_profile("csa_iot").start_urls[0], shop.url)
+        proc = start_crawl(start, tmp_path / "unused.db", tmp_path / "stats", *pg)
+        wait_for(lambda: stored() >= 30 or proc.poll() is not None)
+        assert proc.poll() is None, "the crawl ended before the kill"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert 0 < stored() < PRODUCTS
+        result = run_crawl(start, tmp_path / "unused.db", tmp_path / "final", *pg)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Resuming run 1 (attempt 2)" in result.stderr
+        truth = {t["key"]: t for t in Catalogue(PRODUCTS, SEED).truth()}
+        with fresh.engine.connect() as conn:
+            saved = {k: json.loads(d) for k, d in conn.execute(text("SELECT key, data FROM products"))}
+            left = conn.execute(text("SELECT count(*) FROM crawl_frontier")).scalar_one()
+        fresh.close()
+        wanted = {k for k, t in truth.items() if t["expected"] == "saved"}
+        assert set(saved) == wanted
+        assert all(saved[k] == expected_fields(truth[k], shop.url) for k in wanted)
+        assert left == 0
+        stats = result.stats
+        assert stats["products/discovered"] + stats.get("products/carried", 0) == PRODUCTS
