@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/ratelimit.py
 	$(PY) bench/eta.py
 	$(PY) bench/memory.py
+	$(PY) bench/resume.py
 
 clean:
 	rm -rf $(VENV) data stats build *.egg-info .pytest_cache .ruff_cache
