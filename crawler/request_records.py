@@ -54,9 +54,19 @@ MANAGED_META_PREFIXES = ("_", "retry_", "dlq_")
 _UNRESOLVED = object()
 
 
+#: One strict encoder (``json.dumps`` with options builds a new one per call).
+_STRICT = json.JSONEncoder(allow_nan=False)
+_SCALARS = (str, int, type(None))
+
+
 def _is_json(value: Any) -> bool:
+    """Whether ``value`` is JSON as it is (finite numbers, string keys, no other types)."""
+    if isinstance(value, _SCALARS):  # bool is an int
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
     try:
-        json.dumps(value, allow_nan=False)
+        _STRICT.encode(value)
     except (TypeError, ValueError, RecursionError):
         return False
     return True
