@@ -36,13 +36,30 @@ HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "chromium", "chromium-browser", "google-chrome")
 #: How to get a browser, for the error line.
 INSTALL_HINT = "install it (apt-get install chromium) or set BROWSER_EXECUTABLE to a Chromium binary"
-#: Chromium flags: no /dev/shm exhaustion in containers, no GPU, no first-run chores; and fewer
-#: processes (no zygotes, the GPU and network services inside the browser process, no site
-#: isolation between the catalogue's pages), each holding its own copy of Chromium's memory.
+#: Chromium flags: no /dev/shm exhaustion in containers, no GPU and no GPU process, no first-run
+#: chores, no site isolation between the catalogue's pages (pages of one site may share a renderer).
+#: Renderers are forked from Chromium's zygote: ``--no-zygote`` starts each one from scratch, for
+#: about 1.7x the browser's CPU time per page and no less memory (bench/js.py).
 LAUNCH_ARGS = (
-    "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-    "--no-zygote", "--in-process-gpu", "--enable-features=NetworkServiceInProcess", "--disable-site-isolation-trials",
+    "--disable-dev-shm-usage", "--disable-gpu", "--in-process-gpu", "--no-first-run", "--no-default-browser-check",
+    "--disable-site-isolation-trials",
 )  # fmt: skip
+#: Chromium features turned off: the address bar's popups, web pages of their own that headless
+#: Chromium preloads in one more renderer process per browser context (~200 MB RSS each).
+DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
+#: Chromium features turned on: the network service inside the browser process (~100 MB RSS less).
+ENABLED_FEATURES = ("NetworkServiceInProcess2",)
+#: Chromium reads only the last ``--disable-features`` and ``--enable-features`` switch, and Playwright
+#: passes its own first: ours repeat Playwright's (``chromiumSwitches.ts`` of the pinned playwright,
+#: requirements.txt), else they would be dropped.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "TcpPortRandomizationWin", "OptimizationHints",
+    "NetworkTimeServiceQuerying", "AimEnabled", "PreconnectToSearch", "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion",
+)  # fmt: skip
+PLAYWRIGHT_ENABLED_FEATURES = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
 #: Settings priority of what :func:`enable_browser` sets: the spider's (a site profile's
 #: ``[settings]`` and ``-s`` still win, being set at or above it before).
 PRIORITY = "spider"
@@ -79,13 +96,39 @@ def _executable(name: str) -> str | None:
     return shutil.which(name)
 
 
-def launch_options(executable: str, settings: Any = None) -> dict[str, Any]:
-    """``PLAYWRIGHT_LAUNCH_OPTIONS`` for ``executable``: headless, with :data:`LAUNCH_ARGS`.
+def chromium_args(renderer_processes: int = 1) -> list[str]:
+    """Chromium's command-line switches: :data:`LAUNCH_ARGS`, the features, the renderer process limit.
 
-    Options the settings already give (``PLAYWRIGHT_LAUNCH_OPTIONS``) are kept and win.
+    ``renderer_processes`` (``BROWSER_RENDERER_PROCESSES``) > 0: ``--renderer-process-limit``;
+    past it Chromium puts a new page in a renderer process its browser context already has (one
+    process holds the pages of one context only, so there is still one per open context at least).
+    0: Chromium's own limit (a process per page, up to one per ~100 MB of the machine's memory).
+    """
+    if renderer_processes < 0:
+        raise ValueError(f"renderer_processes must be >= 0, not {renderer_processes}")
+    args = [
+        *LAUNCH_ARGS,
+        "--disable-features=" + ",".join(_unique(PLAYWRIGHT_DISABLED_FEATURES + DISABLED_FEATURES)),
+        "--enable-features=" + ",".join(_unique(PLAYWRIGHT_ENABLED_FEATURES + ENABLED_FEATURES)),
+    ]
+    if renderer_processes:
+        args.append(f"--renderer-process-limit={renderer_processes}")
+    return args
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def launch_options(executable: str, settings: Any = None) -> dict[str, Any]:
+    """``PLAYWRIGHT_LAUNCH_OPTIONS`` for ``executable``: headless, with :func:`chromium_args`.
+
+    Options the settings already give (``PLAYWRIGHT_LAUNCH_OPTIONS``) are kept and win
+    (``args`` among them: then Chromium gets those switches instead of ours).
     """
     given = dict(settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS") or {}) if settings is not None else {}
-    options: dict[str, Any] = {"headless": True, "args": list(LAUNCH_ARGS)}
+    renderer_processes = defaults.get_number(settings, "BROWSER_RENDERER_PROCESSES", int, 0)
+    options: dict[str, Any] = {"headless": True, "args": chromium_args(renderer_processes)}
     options.update(given)
     options["executable_path"] = executable
     return options

@@ -239,6 +239,10 @@ BROWSER_CONTEXT_RECYCLE_PAGES = 100
 #: Resource types the browser does not load (Playwright's resource types), unless
 #: PLAYWRIGHT_ABORT_REQUEST is set.
 BROWSER_BLOCK_RESOURCES: list = ["image", "font", "media"]
+#: Chromium's renderer process limit (--renderer-process-limit): past it a new page joins a
+#: renderer its browser context already has (one per open context at least); 0: Chromium's own
+#: (a process per page).
+BROWSER_RENDERER_PROCESSES = 1
 #: scrapy-playwright's limits (the crawl profile sets them): browser contexts open at
 #: once, and pages open at once in each.
 PLAYWRIGHT_MAX_CONTEXTS = 2

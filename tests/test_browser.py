@@ -11,6 +11,7 @@ does not) fetched a page, and whether images were blocked.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections import Counter
@@ -24,15 +25,19 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy.settings import Settings
 
 from crawler.browser import (
+    DISABLED_FEATURES,
+    ENABLED_FEATURES,
     BrowserMissing,
     ResourceBlocker,
+    chromium_args,
     enable_browser,
     find_chromium,
     launch_options,
+    render_meta,
     routed_schemes,
 )
 from crawler.crawl_profiles import PROFILES
-from crawler.errors import ProfileError
+from crawler.errors import ConfigError, ProfileError
 from crawler.failures import DEFAULT_CLASSIFIER, PERMANENT, TRANSIENT
 from crawler.siteprofile import Render, parse_profile
 from tests.conftest import run_crawl
@@ -278,6 +283,84 @@ def test_launch_options_keep_the_users_and_always_name_the_executable():
     assert launch_options("/c")["headless"] is True
 
 
+def _switch(args: list[str], name: str) -> list[str]:
+    """The comma-separated values of the one ``name`` switch in ``args``."""
+    (value,) = [arg.split("=", 1)[1] for arg in args if arg.startswith(name + "=")]
+    return value.split(",")
+
+
+def _playwrights_features(kind: str) -> set[str]:
+    """The features the installed Playwright disables or enables (its chromiumSwitches.ts, bundled)."""
+    import playwright
+
+    bundle = (Path(playwright.__file__).parent / "driver/package/lib/coreBundle.js").read_text()
+    match = re.search(rf"{kind}Features = (?:\(\) => )?\[(.*?)\]\.filter", bundle, re.S)
+    assert match, f"Playwright's {kind} Chromium features not found in its bundle: check crawler/browser.py"
+    lines = [line for line in match.group(1).splitlines() if not line.strip().startswith("//")]
+    return set(re.findall(r'"([A-Za-z0-9]+)"', "\n".join(lines)))
+
+
+def test_chromium_feature_switches_keep_playwrights_and_add_ours():
+    # Chromium reads only the last --disable-features / --enable-features: ours must repeat Playwright's
+    args = chromium_args()
+    disabled, enabled = _switch(args, "--disable-features"), _switch(args, "--enable-features")
+    assert set(DISABLED_FEATURES) <= set(disabled) and set(ENABLED_FEATURES) <= set(enabled)
+    assert _playwrights_features("disabled") <= set(disabled)
+    assert _playwrights_features("enabled") <= set(enabled)
+    assert len(disabled) == len(set(disabled)) and len(enabled) == len(set(enabled))
+
+
+def test_renderer_process_limit_comes_from_the_setting():
+    assert _switch(chromium_args(), "--renderer-process-limit") == ["1"]
+    assert not [arg for arg in chromium_args(0) if arg.startswith("--renderer-process-limit")]
+    with pytest.raises(ValueError):
+        chromium_args(-1)
+    assert _switch(launch_options("/c")["args"], "--renderer-process-limit") == ["1"]  # the default
+    options = launch_options("/c", Settings({"BROWSER_RENDERER_PROCESSES": "3"}))
+    assert _switch(options["args"], "--renderer-process-limit") == ["3"]
+    with pytest.raises(ConfigError, match="BROWSER_RENDERER_PROCESSES"):
+        launch_options("/c", Settings({"BROWSER_RENDERER_PROCESSES": -1}))
+    # switches given in PLAYWRIGHT_LAUNCH_OPTIONS replace ours
+    given = launch_options("/c", Settings({"PLAYWRIGHT_LAUNCH_OPTIONS": {"args": ["--mute-audio"]}}))
+    assert given["args"] == ["--mute-audio"]
+
+
+@needs_chromium
+def test_chromium_runs_one_renderer_per_context_and_no_extra_processes():
+    """With our switches: no address-bar popup renderers, no network service process, one renderer per context."""
+    import asyncio
+    import os
+
+    import psutil
+    from playwright.async_api import async_playwright
+
+    async def processes() -> Counter:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(**launch_options(CHROMIUM))
+            try:
+                for _ in range(2):
+                    context = await browser.new_context()
+                    for _ in range(3):
+                        page = await context.new_page()
+                        await page.goto("data:text/html,<p>rendered</p>")
+                await asyncio.sleep(0.5)
+                kinds: Counter = Counter()
+                for child in psutil.Process(os.getpid()).children(recursive=True):
+                    args = child.cmdline()
+                    kind = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--type=")), "")
+                    sub = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--utility-sub-type=")), "")
+                    kinds[kind + ("-webui" if "--top-chrome-webui" in args else "") + (f":{sub}" if sub else "")] += 1
+                return kinds
+            finally:
+                await browser.close()
+
+    kinds = asyncio.run(processes())
+    assert kinds["renderer-webui"] == 0, kinds
+    assert kinds["utility:network.mojom.NetworkService"] == 0, kinds
+    assert kinds["gpu-process"] == 0, kinds
+    assert kinds["renderer"] <= 3, kinds  # one per context (and at most one spare)
+
+
 @needs_chromium
 def test_enable_browser_routes_http_through_scrapy_playwright_and_blocks_heavy_resources():
     from crawler import settings as project
@@ -436,3 +519,24 @@ def test_a_missing_browser_does_not_matter_without_a_js_stage(script_shop, tmp_p
     result = crawl(script_shop, tmp_path, profile, "BROWSER_EXECUTABLE=/nonexistent")
     assert "browser not found" not in result.stderr
     assert script_shop.requested("/list/1") >= 1
+
+
+def test_a_browser_request_with_wait_for_navigates_until_domcontentloaded_then_waits():
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+
+    from crawler.browser import HANDLER
+    from crawler.middlewares.browser import BrowserContextsMiddleware
+
+    crawler = get_crawler(settings_dict={"DOWNLOAD_HANDLERS": {"http": HANDLER}})
+    crawler.stats.open_spider()
+    middleware = BrowserContextsMiddleware.from_crawler(crawler)
+    waiting = Request("http://shop/p1", meta=render_meta(Render(wait_for="li.row", timeout=5)))
+    assert middleware.process_request(waiting) is None
+    assert waiting.meta["playwright_page_goto_kwargs"] == {"timeout": 5000, "wait_until": "domcontentloaded"}
+    (method,) = waiting.meta["playwright_page_methods"]
+    assert (method.method, method.args, method.kwargs["timeout"]) == ("wait_for_selector", ("css=li.row",), 5000)
+    plain = Request("http://shop/p2", meta=render_meta(Render(wait_for=None, timeout=None)))
+    middleware.process_request(plain)
+    assert plain.meta["playwright_page_goto_kwargs"] == {"timeout": 30000}  # Playwright's default: "load"
+    assert "playwright_page_methods" not in plain.meta

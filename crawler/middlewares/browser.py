@@ -7,7 +7,8 @@ before such a request reaches scrapy-playwright's download handler, this
 middleware gives it:
 
 * ``playwright_page_goto_kwargs``: the navigation timeout (the stage's
-  ``render_timeout``, else ``BROWSER_RENDER_TIMEOUT``);
+  ``render_timeout``, else ``BROWSER_RENDER_TIMEOUT``); with ``wait_for``, the
+  navigation ends at ``domcontentloaded`` (without: at ``load``, Playwright's default);
 * ``playwright_page_methods``: with ``wait_for``, a wait for that CSS selector
   in the page (same timeout), so the page is read once its script rendered it;
 * ``playwright_context``: one of ``PLAYWRIGHT_MAX_CONTEXTS`` browser contexts
@@ -134,15 +135,17 @@ class BrowserContextsMiddleware:
         meta = request.meta
         render = meta.get(RENDER) or {}
         timeout_ms = int(1000 * float(render.get("timeout") or self.default_timeout))
-        meta["playwright_page_goto_kwargs"] = {"timeout": timeout_ms}
         wait_for = render.get("wait_for")
         if wait_for:
             from scrapy_playwright.page import PageMethod
 
+            # the selector's wait is what says the page is rendered: the navigation need not wait for "load"
+            meta["playwright_page_goto_kwargs"] = {"timeout": timeout_ms, "wait_until": "domcontentloaded"}
             meta["playwright_page_methods"] = [
                 PageMethod("wait_for_selector", f"css={wait_for}", state="attached", timeout=timeout_ms)
             ]
         else:
+            meta["playwright_page_goto_kwargs"] = {"timeout": timeout_ms}
             meta.pop("playwright_page_methods", None)
         meta.pop("playwright_include_page", None)  # scrapy-playwright closes every page
         meta["playwright_page_init_callback"] = self._page_opened
