@@ -234,8 +234,9 @@ BROWSER_EXECUTABLE = ""
 #: (a stage's ``render_timeout`` overrides it).
 BROWSER_RENDER_TIMEOUT = 30.0
 #: A browser context is closed and replaced after this many pages (Chromium frees a
-#: page's memory only when its context closes); 0: never.
-BROWSER_CONTEXT_RECYCLE_PAGES = 100
+#: page's memory only when its context closes, and a context's pages share its renderer
+#: process, which grows with the pages it served); 0: never.
+BROWSER_CONTEXT_RECYCLE_PAGES = 50
 #: Resource types the browser does not load (Playwright's resource types), unless
 #: PLAYWRIGHT_ABORT_REQUEST is set.
 BROWSER_BLOCK_RESOURCES: list = ["image", "font", "media"]
