@@ -31,7 +31,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ADAPTIVE_DELAY_MAX": 2.0,
         "RETRY_MAX_ELAPSED": 600.0,
         "STORE_BATCH_SIZE": 1000,
-        "PLAYWRIGHT_MAX_CONTEXTS": 4,
+        # a browser page is CPU-bound in Chromium: more contexts than balanced's add
+        # memory (one renderer each) and no speed (bench/js.py: 4 x 8 was slower than 2 x 4)
+        "PLAYWRIGHT_MAX_CONTEXTS": 2,
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 8,
     },
     # The default: fast on a healthy site, backs off early.
