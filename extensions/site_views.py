@@ -14,12 +14,12 @@ Setting: ``SITE_VIEWS_ENABLED`` (default True).
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Self
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from twisted.internet.defer import Deferred
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
@@ -56,16 +56,16 @@ class SiteViews:
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         return ext
 
-    def spider_opened(self, spider: Spider) -> Deferred[Any] | None:
+    async def spider_opened(self, spider: Spider) -> None:
         profile = getattr(spider, "site_profile", None)
         if profile is None:
-            return None
+            return
         from storage.views import profile_fields
 
         site = str(profile.name)
         d = deferToThread(ensure_site_view, self.url, site, profile_fields(profile))
         d.addCallbacks(self._created, self._failed, errbackArgs=(site,))
-        return d
+        await maybe_deferred_to_future(d)
 
     def _created(self, result: tuple[str, bool]) -> None:
         name, changed = result
