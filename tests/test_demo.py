@@ -31,3 +31,17 @@ def test_demo_database_and_stats_follow_the_directories_and_its_commands_work(tm
         result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
         assert result.returncode == 0, (command, result.stderr)
     assert not (data / "catalog.db").exists()  # nothing read from (or created as) the default database
+
+
+def test_the_demo_shop_keeps_its_port_when_free_else_takes_any() -> None:
+    import socket
+
+    from crawler.commands.demo import free_or_any
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert free_or_any(port) == 0  # taken: any free port
+    assert free_or_any(port) == port  # free again: the same port, so a second demo finds its products unchanged
+    assert free_or_any(0) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,23 @@ from sqlalchemy.exc import ArgumentError
 from crawler import defaults, paths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The demo shop's port when it is free: the same port from one demo to the next keeps the
+#: products' URLs (some fields are URLs), so a second demo finds them unchanged and
+#: resumes an interrupted one (the same start URL); else any free port.
+DEMO_PORT = 8931
+
+
+def free_or_any(port: int) -> int:
+    """``port`` if a server can listen on it on 127.0.0.1, else 0 (any free port)."""
+    if port <= 0:
+        return 0
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the shop's server does
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 class Command(ScrapyCommand):
@@ -33,7 +51,7 @@ class Command(ScrapyCommand):
     requires_crawler_process = False
 
     def syntax(self) -> str:
-        return "[--products N] [--seed S] [--db PATH]"
+        return "[--products N] [--seed S] [--db PATH] [--port P]"
 
     def short_desc(self) -> str:
         return "Start the demo shop, crawl it completely into SQLite and print a summary"
@@ -44,6 +62,10 @@ class Command(ScrapyCommand):
         parser.add_argument("--seed", type=int, default=1, help="catalogue seed (default 1)")
         parser.add_argument("--db", help="SQLite file (default DATA_DIR/demo.db)")
         parser.add_argument("--stats-dir", help="stats dump directory (default STATS_DUMP_DIR, i.e. STATS_DIR)")
+        parser.add_argument(
+            "--port", type=int, default=DEMO_PORT,
+            help=f"the shop's port on 127.0.0.1 (default {DEMO_PORT}, or any free one if it is taken; 0: any)",
+        )  # fmt: skip
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
@@ -55,7 +77,9 @@ class Command(ScrapyCommand):
         url = paths.sqlite_url(db)
         log = stats_dir / "demo-crawl.log"
         stats_dir.mkdir(parents=True, exist_ok=True)
-        with ShopProcess(products=opts.products, seed=opts.seed) as shop:
+        port = free_or_any(opts.port)
+        extra = ("--port", str(port)) if port else ()
+        with ShopProcess(products=opts.products, seed=opts.seed, extra_args=extra) as shop:
             print(f"demo shop: {opts.products} products at {shop.url}", flush=True)
             started = time.time()
             cmd = [
