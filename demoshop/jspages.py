@@ -67,17 +67,12 @@ def _plain_text(product: Product, salt: int) -> Callable[[str], str]:
     return lambda value: unescape(noisy_text(value, rng))
 
 
-def card_data(product: Product, base_url: str, dead_base: str | None = None) -> dict[str, Any]:
-    """The JSON of one list card: what the HTML variant's card shows, links on the JS variant."""
-    fields = product.fields
-    text = _plain_text(product, 0x5A5A)
+def _heading(product: Product, text: Any) -> dict[str, Any]:
+    """What a card and a detail page both show: title, company, category and taxonomy terms."""
     product_type, category, _ = KIND_TAXONOMY[product.kind]
-    description = fields["description"]
     return {
-        "id": product.post_id,
-        "url": product_href(product, js_base(base_url), js_base(dead_base) if dead_base else None),
-        "title": text(fields["title"]),
-        "company": text(fields["manufacturer"]),
+        "title": text(product.fields["title"]),
+        "company": text(product.fields["manufacturer"]),
         "category": product.category_label,
         "terms": {
             "product_type": product_type,
@@ -85,6 +80,18 @@ def card_data(product: Product, base_url: str, dead_base: str | None = None) -> 
             "product_device_type": product.device_slug,
             "product_company": product.company_slug,
         },
+    }
+
+
+def card_data(product: Product, base_url: str, dead_base: str | None = None) -> dict[str, Any]:
+    """The JSON of one list card: what the HTML variant's card shows, links on the JS variant."""
+    fields = product.fields
+    text = _plain_text(product, 0x5A5A)
+    description = fields["description"]
+    return {
+        "id": product.post_id,
+        "url": product_href(product, js_base(base_url), js_base(dead_base) if dead_base else None),
+        **_heading(product, text),
         "certificate_id": fields["certificate_id"] if product.card_certificate else None,
         "excerpt": None if description is None else text(description),
         "image": PLACEHOLDER_IMAGE,
@@ -95,7 +102,6 @@ def detail_data(product: Product, base_url: str, more_by: list[dict[str, Any]]) 
     """The JSON of a detail page: header, label/value rows (``details``) and the "More by" cards."""
     fields = product.fields
     text = _plain_text(product, 0)
-    product_type, category, _ = KIND_TAXONOMY[product.kind]
     rows: list[dict[str, str]] = []
     for label, value in detail_rows(product, base_url, text):
         if label == COMPLIANCE_LABEL:
@@ -106,15 +112,7 @@ def detail_data(product: Product, base_url: str, more_by: list[dict[str, Any]]) 
     return {
         "id": product.post_id,
         "url": js_base(base_url).rstrip("/") + product.path,
-        "title": text(fields["title"]),
-        "company": text(fields["manufacturer"]),
-        "category": product.category_label,
-        "terms": {
-            "product_type": product_type,
-            "product_category": category,
-            "product_device_type": product.device_slug,
-            "product_company": product.company_slug,
-        },
+        **_heading(product, text),
         "details": rows,
         "more_by": more_by,
     }
