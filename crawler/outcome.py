@@ -52,6 +52,12 @@ NAMES = {
 FINISHED_REASONS = ("finished",)
 
 
+def ran_to_its_end(reason: Any) -> bool:
+    """Whether a crawl with finish reason ``reason`` ended on its own: ``finished``, or a
+    ``closespider_*`` limit the user set (not interrupted, not stopped by an error)."""
+    return reason in FINISHED_REASONS or str(reason or "").startswith("closespider_")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """An exit status, its name and a one-line reason."""
@@ -125,7 +131,7 @@ def judge(stats: Mapping[str, Any], limit: DeadLetterLimit | None = None) -> Out
     limit = limit or DeadLetterLimit()
     reason = stats.get("finish_reason")
     discovered = _int(stats, "products/discovered")
-    if reason not in FINISHED_REASONS and not str(reason or "").startswith("closespider_"):
+    if not ran_to_its_end(reason):
         return Outcome(INTERRUPTED, f"interrupted (finish reason {reason!r}): {discovered} products discovered so far")
 
     # (a run resumed from a JOBDIR may discover nothing new and still store what was queued)

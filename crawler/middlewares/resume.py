@@ -53,7 +53,7 @@ from twisted.python.failure import Failure
 from crawler import defaults
 from crawler import signals as crawler_signals
 from crawler.errors import ConfigError
-from crawler.outcome import FINISHED_REASONS
+from crawler.outcome import ran_to_its_end
 from crawler.request_records import request_from_record, request_to_record
 from extensions.dead_letters import spider_args_of
 from storage.dead_letters import canonical_args
@@ -298,7 +298,7 @@ class ResumeMiddleware:
         self._flush()
         reason = self._reason or ""
         if self._run_id is not None:
-            if reason in FINISHED_REASONS or reason.startswith("closespider_"):
+            if ran_to_its_end(reason):
                 self._writer.run(self.store.close_run, self._run_id, _now()).addErrback(self._failed, "close the run")
             else:
                 logger.warning(
