@@ -23,6 +23,7 @@ from crawler.siteprofile import load_profile
 from demoshop.catalogue import Catalogue
 from demoshop.process import ShopProcess
 from tests.conftest import ROOT, catalog_command, expected_fields, run_crawl
+from tests.test_real_site import db_rows as rows
 from tests.test_real_site import swap_host
 
 PRODUCTS = 150
@@ -42,11 +43,6 @@ def count(db: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:  # the table is not there yet
         return 0
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def command(start: str, db: Path, stats: Path, *extra: str) -> list[str]:
