@@ -6,14 +6,12 @@ site profile extracted into the typed, JSON-ready values that are stored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-
-_SPACES = re.compile(r"\s+")
 
 #: Types a profile field may declare.
 TYPES = ("str", "int", "float", "decimal", "date", "bool", "url", "list")
@@ -48,8 +46,12 @@ class CoercionError(ValueError):
 
 
 def normalize_space(text: str) -> str:
-    """Collapse every run of whitespace (NBSP included) to one space; strip."""
-    return _SPACES.sub(" ", text).strip()
+    """Collapse every run of whitespace (NBSP included) to one space; strip.
+
+    ``str.split()`` splits on exactly the characters ``\\s`` matches in a str
+    pattern (``str.isspace()``), at a fraction of a regex substitution's cost.
+    """
+    return " ".join(text.split())
 
 
 def to_str(value: str, **_: Any) -> str:
@@ -87,7 +89,13 @@ def to_decimal(value: str, **_: Any) -> str:
 
 def to_date(value: str, date_format: str | Sequence[str] | None = None, **_: Any) -> str:
     """Parse a date; return it as ISO ``YYYY-MM-DD``."""
-    formats = (date_format,) if isinstance(date_format, str) else (date_format or DEFAULT_DATE_FORMATS)
+    formats = (date_format,) if isinstance(date_format, str) else tuple(date_format or DEFAULT_DATE_FORMATS)
+    return _parse_date(value, formats)
+
+
+@lru_cache(maxsize=4096)
+def _parse_date(value: str, formats: tuple[str, ...]) -> str:
+    """:func:`to_date`, remembered: a catalogue repeats its dates, and ``strptime`` is slow."""
     for fmt in formats:
         try:
             return datetime.strptime(value, fmt).date().isoformat()

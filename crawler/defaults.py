@@ -202,6 +202,14 @@ ADAPTIVE_MEMORY_LIMIT_MB = 0
 #: and not yet ended (a quarter of it while memory is above 80% of ADAPTIVE_MEMORY_LIMIT_MB).
 BACKPRESSURE_DETAIL_HIGH_WATER = 2000
 
+# --- memory (extensions/memory_release.py) ---------------------------------------
+#: Seconds between two calls of glibc's malloc_trim(0), which returns freed heap
+#: memory to the system; 0 turns it off.
+MEMORY_RELEASE_INTERVAL = 1.0
+#: Cap on glibc's malloc arenas (mallopt M_ARENA_MAX), set when the crawl starts;
+#: 0 keeps glibc's default (8 per core).
+MALLOC_ARENA_MAX = 2
+
 # --- Prometheus exporter (extensions/prometheus.py) ---------------------------
 #: Serve the crawl's metrics for Prometheus over HTTP while the spider runs.
 PROMETHEUS_ENABLED = True

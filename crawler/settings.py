@@ -7,6 +7,8 @@ of them with ``-s NAME=VALUE`` or in a site profile's ``[settings]`` table.
 
 import os
 
+from scrapy.settings.default_settings import EXTENSIONS_BASE as _SCRAPY_EXTENSIONS_BASE
+
 from crawler.defaults import *  # noqa: F403  (the project's own settings)
 from crawler.defaults import DATABASE_URL as _DEFAULT_DATABASE_URL
 
@@ -70,6 +72,17 @@ SPIDER_MIDDLEWARES = {
     "crawler.middlewares.dead_letter_requeue.DeadLetterRequeueMiddleware": 950,
 }
 
+# Scrapy's remote control (an HTTP server running Python code posted to it) is off,
+# and its module, which imports aiohttp, is loaded only when it is turned back on
+# with -s REMOTE_CONTROL_ENABLED=True (extensions/remote_control.py).  It leaves
+# EXTENSIONS_BASE: Scrapy imports every class named in EXTENSIONS_BASE and
+# EXTENSIONS, even one mapped to None.
+REMOTE_CONTROL_ENABLED = False
+EXTENSIONS_BASE = {
+    **{path: order for path, order in _SCRAPY_EXTENSIONS_BASE.items() if not path.endswith(".RemoteControl")},
+    "extensions.remote_control.RemoteControl": 0,
+}
+
 EXTENSIONS = {
     # the progress line (every LOGSTATS_INTERVAL) replaces Scrapy's LogStats
     "scrapy.extensions.logstats.LogStats": None,
@@ -80,6 +93,8 @@ EXTENSIONS = {
     "extensions.accounting.ProductAccounting": 100,
     "extensions.backpressure.Backpressure": 150,
     "extensions.progress.ProgressReporter": 200,
+    # glibc: capped malloc arenas, freed memory returned to the system every second
+    "extensions.memory_release.MemoryRelease": 250,
     "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.outcome.CrawlOutcome": 850,
     "extensions.stats_dump.StatsDump": 900,

@@ -207,3 +207,9 @@ def test_bad_profile_is_one_line_naming_file_and_key(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, proc.stderr[-2000:]
     assert str(bad) in errors[0] and "fields.certification_date.type" in errors[0]
+
+
+def test_no_remote_control_server_by_default(first_crawl):
+    """Scrapy 2.19 starts a code-execution HTTP server in every crawl; the project turns it off."""
+    *_, result = first_crawl
+    assert "Remote control" not in result.stderr
