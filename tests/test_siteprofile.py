@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
+from lxml import etree, html
 from parsel import Selector as HtmlSelector
 
 from crawler.errors import ProfileError
 from crawler.extraction import extract_fields, last_page_number, list_entries
-from crawler.siteprofile import PROFILES_DIR, load_profile, resolve_profile_path
+from crawler.siteprofile import PROFILES_DIR, _translator, css_to_xpath, load_profile, resolve_profile_path
 from crawler.validation import Rejected, validate
 
 MINIMAL = """
@@ -314,3 +315,36 @@ def test_an_optional_field_that_does_not_parse_warns_and_a_required_one_rejects(
         validate(strict, raw)
     assert info.value.problem.reason == "vid: not an integer"
     assert info.value.problem.value == "unknown"
+
+
+CLASS_PAGE = """<html><body>
+<div class="post-feed"><article class="product product_device_type-light"><h3 class="entry-title">A</h3>
+<p class="entry-company">By Acme</p><span class="company-name-x">not a token</span></article>
+<article class="product"><p class="  company-info
+ extra	">Beta</p><div class="manufacturer">Gamma</div><span class="MANUFACTURER">case</span></article></div>
+<header class="entry-header"><p class="entry-company company-name">By Delta</p></header>
+<ul><li class="a b"><span class="b a c">x</span></li><li class="ab">y</li></ul>
+</body></html>"""
+
+
+@pytest.mark.parametrize(
+    "css",
+    [
+        "p.company-info, .company-name, .manufacturer, .entry-company",  # the shipped csa_iot manufacturer
+        ".entry-company",
+        ".a.b",
+        "span.b.a, .ab",
+        "*.product, h3.entry-title",
+        "p.company-info",  # typed only: parsel's translation is kept
+        ".company-name, p",  # a part without a class: parsel's translation is kept
+    ],
+)
+def test_class_selectors_find_what_parsel_finds_in_the_same_order(css):
+    """css_to_xpath's one-walk form of class selectors selects exactly parsel's elements, from any context."""
+    root = html.fromstring(CLASS_PAGE)
+    ours, parsels = etree.XPath(css_to_xpath(css)), etree.XPath(_translator.css_to_xpath(css))
+    assert ours(root), css
+    for node in root.iter(etree.Element):
+        assert ours(node) == parsels(node), (css, node.tag, node.get("class"))
+    first = etree.XPath(f"string(({css_to_xpath(css)})[1])")
+    assert first(root) == etree.XPath(f"string(({_translator.css_to_xpath(css)})[1])")(root)
