@@ -13,10 +13,17 @@
   (downloads ended / scheduled or downloading), which the rate is measured
   on (products committed arrive in store batches);
 * ``in_flight``: requests transferring in the downloader's slots now, and
-  ``latency``: the mean download latency of the last
-  :data:`RECENT_LATENCIES` responses, and ``concurrency``: the limits of the
-  slots downloading now (for the rate *now*, by Little's law, while the rate
-  changes: see :mod:`crawler.eta`);
+  ``latency``: the mean download latency of the responses of the last
+  :data:`RECENT_SECONDS` (at least the last :data:`RECENT_LEAST`, at most
+  the last :data:`RECENT_LATENCIES`: a mean over a longer past lags a site
+  that starts to queue, or still holds the queue before an outage), and
+  ``concurrency``: the limits of the slots downloading now, and
+  ``concurrency_max``: the highest limits the adaptive controller may give
+  them (``ADAPTIVE_CONCURRENCY_MAX``, at most
+  ``CONCURRENT_REQUESTS_PER_DOMAIN``; the latter alone without the
+  controller), in all at most ``CONCURRENT_REQUESTS`` (for the rate *now*,
+  by Little's law, and the next step of a ramp, while the rate changes: see
+  :mod:`crawler.eta`);
 * ``products_discovered``, ``expected_products``, ``expected_list_pages``:
   from the stats (``products/discovered``, ``catalog/expected_products``,
   ``catalog/expected_list_pages``); the products earlier runs ended
@@ -85,7 +92,10 @@ logger = logging.getLogger(__name__)
 
 #: Latencies kept per stage for ``mean_seconds`` and ``p95_seconds`` (the most recent ones).
 RESERVOIR_SIZE = 10_000
-#: Responses (any stage) whose mean latency is the ``latency`` of a snapshot.
+#: The ``latency`` of a snapshot: the mean of the responses (any stage) of the last RECENT_SECONDS,
+#: at least the last RECENT_LEAST of them, at most the last RECENT_LATENCIES.
+RECENT_SECONDS = 1.0
+RECENT_LEAST = 10
 RECENT_LATENCIES = 100
 #: ``request.meta`` keys: the crawl's token once the request is counted as started / finished.
 #: (A leading ``_``: the dead-letter queue does not store them.)
@@ -204,6 +214,23 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def _ceiling(settings: Any) -> tuple[int, int] | None:
+    """The highest concurrency limit of a slot, and of all slots together (None if the settings do not say).
+
+    A slot's: the adaptive controller's ``ADAPTIVE_CONCURRENCY_MAX``, at most
+    ``CONCURRENT_REQUESTS_PER_DOMAIN`` (the latter alone without the
+    controller); all slots': ``CONCURRENT_REQUESTS``.
+    """
+    try:
+        per_slot = settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN")
+        if settings.getbool("ADAPTIVE_ENABLED", defaults.ADAPTIVE_ENABLED):
+            per_slot = min(int(defaults.get(settings, "ADAPTIVE_CONCURRENCY_MAX")), per_slot)
+        in_all = settings.getint("CONCURRENT_REQUESTS")
+    except (TypeError, ValueError):
+        return None
+    return (per_slot, in_all) if per_slot > 0 and in_all > 0 else None
+
+
 def _expected_products(stats: Any) -> int | None:
     """The site's stated product count less the products earlier runs ended (``products/carried``)."""
     expected = _int_or_none(stats.get_value("catalog/expected_products"))
@@ -238,7 +265,8 @@ class ProgressReporter:
         self.log_interval = log_interval
         self.estimator = EtaEstimator(window)
         self.stages: dict[str, StageCounters] = {}
-        self.recent_latencies: deque[float] = deque(maxlen=RECENT_LATENCIES)
+        self.recent_latencies: deque[tuple[float, float]] = deque(maxlen=RECENT_LATENCIES)  # (time, latency)
+        self.concurrency_ceiling: tuple[int, int] | None = None  # (per slot, in all): see _ceiling()
         self.clock: Callable[[], float] = time.monotonic
         self.token = uuid.uuid4().hex[:12]  # marks the requests of this crawl
         self.estimate: Estimate | None = None
@@ -266,6 +294,7 @@ class ProgressReporter:
         if settings.get("PROGRESS_HALF_LIFE") is not None:
             logger.warning("PROGRESS_HALF_LIFE is no longer used: the ETA's rate window is PROGRESS_RATE_WINDOW")
         ext = cls(crawler, interval, log_interval, window)
+        ext.concurrency_ceiling = _ceiling(settings)
         connect = crawler.signals.connect
         connect(ext.spider_opened, signal=signals.spider_opened)
         connect(ext.spider_closed, signal=signals.spider_closed)
@@ -317,7 +346,7 @@ class ProgressReporter:
         latency = request.meta.get("download_latency")
         if isinstance(latency, (int, float)) and not isinstance(latency, bool) and math.isfinite(latency):
             self._stage(stage).latencies.add(max(0.0, float(latency)))
-            self.recent_latencies.append(max(0.0, float(latency)))
+            self.recent_latencies.append((self.clock(), max(0.0, float(latency))))
         self._finish(request)
 
     def request_dead_lettered(self, request: Request, **kwargs: Any) -> None:
@@ -341,7 +370,7 @@ class ProgressReporter:
             details = self.stages.get("detail") or StageCounters()
             detail_done, detail_pending = details.finished, details.pending
             discovered = _int_or_none(stats.get_value("products/discovered")) or details.started
-        in_flight, concurrency = self._downloading()
+        in_flight, concurrency, concurrency_max = self._downloading()
         return Progress(
             now=now,
             detail_done=detail_done,
@@ -355,7 +384,8 @@ class ProgressReporter:
             detail_fetch_pending=0 if finished else fetches.pending,
             in_flight=in_flight,
             concurrency=concurrency,
-            latency=math.fsum(self.recent_latencies) / len(self.recent_latencies) if self.recent_latencies else None,
+            concurrency_max=concurrency_max,
+            latency=self._recent_latency(now),
         )
 
     def update(self, finished: bool = False) -> Estimate:
@@ -421,19 +451,34 @@ class ProgressReporter:
         details = self.stages.get("detail")
         return details.finished if details else 0
 
-    def _downloading(self) -> tuple[int | None, int | None]:
-        """Requests transferring in the downloader's slots now, and those slots' concurrency limits
-        (None without an engine)."""
+    def _recent_latency(self, now: float) -> float | None:
+        """Mean latency of the last :data:`RECENT_SECONDS`' responses (at least the last :data:`RECENT_LEAST`)."""
+        latencies = self.recent_latencies
+        if not latencies:
+            return None
+        recent = [latency for at, latency in latencies if now - at <= RECENT_SECONDS]
+        if len(recent) < RECENT_LEAST:
+            recent = [latency for _, latency in list(latencies)[-RECENT_LEAST:]]
+        return math.fsum(recent) / len(recent)
+
+    def _downloading(self) -> tuple[int | None, int | None, int | None]:
+        """Requests transferring in the downloader's slots now, those slots' concurrency limits, and
+        the highest limits the controller may give them (None without an engine or unknown)."""
         try:
             downloader = self.crawler.engine.downloader  # type: ignore[union-attr]
             slots = [slot for slot in downloader.slots.values() if slot.transferring]
         except AttributeError:
-            return None, None
+            return None, None, None
         try:
-            concurrency: int | None = sum(int(slot.concurrency) for slot in slots)
+            limits = [int(slot.concurrency) for slot in slots]
         except (AttributeError, TypeError, ValueError):
-            concurrency = None
-        return sum(len(slot.transferring) for slot in slots), concurrency
+            return sum(len(slot.transferring) for slot in slots), None, None
+        concurrency = sum(limits)
+        concurrency_max = None
+        if self.concurrency_ceiling is not None:
+            per_slot, in_all = self.concurrency_ceiling
+            concurrency_max = max(concurrency, min(sum(max(limit, per_slot) for limit in limits), in_all))
+        return sum(len(slot.transferring) for slot in slots), concurrency, concurrency_max
 
     def _stage(self, stage: str) -> StageCounters:
         counters = self.stages.get(stage)

@@ -283,6 +283,48 @@ def test_snapshot_in_flight_and_recent_latency():
     assert ext.stats.values.get("stages/list/mean_seconds") is None  # published by update() only
 
 
+def test_snapshot_latency_is_the_last_second_s():
+    # A mean over a longer past lags a site that starts to queue, or still holds the queue before an outage.
+    ext = reporter(None)
+    pages = [request(f"http://a.example/list/{n}", "list") for n in range(73)]
+    for page in pages:
+        ext.request_scheduled(page, None)  # type: ignore[arg-type]
+    for page in pages[:50]:
+        respond(ext, page, 1.0)
+    ext.now[0] += 5.0  # type: ignore[attr-defined]
+    for page in pages[50:70]:
+        respond(ext, page, 0.2)
+    assert ext.snapshot(ext.clock()).latency == pytest.approx(0.2)  # the last second's 20 responses
+    ext.now[0] += 5.0  # type: ignore[attr-defined]
+    for page in pages[70:]:
+        respond(ext, page, 0.4)
+    # 3 responses in the last second: the last RECENT_LEAST (10) count
+    assert ext.snapshot(ext.clock()).latency == pytest.approx((7 * 0.2 + 3 * 0.4) / 10)
+
+
+@pytest.mark.parametrize(
+    ("settings", "ceiling"),
+    [
+        ({"CONCURRENT_REQUESTS_PER_DOMAIN": 16, "ADAPTIVE_CONCURRENCY_MAX": 12, "CONCURRENT_REQUESTS": 32}, 24),
+        ({"CONCURRENT_REQUESTS_PER_DOMAIN": 10, "ADAPTIVE_CONCURRENCY_MAX": 12, "CONCURRENT_REQUESTS": 32}, 20),
+        ({"CONCURRENT_REQUESTS_PER_DOMAIN": 16, "ADAPTIVE_CONCURRENCY_MAX": 12, "CONCURRENT_REQUESTS": 18}, 18),
+        ({"CONCURRENT_REQUESTS_PER_DOMAIN": 16, "ADAPTIVE_ENABLED": False, "CONCURRENT_REQUESTS": 64}, 32),
+        ({"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "ADAPTIVE_CONCURRENCY_MAX": 1, "CONCURRENT_REQUESTS": 1}, 6),
+    ],
+)
+def test_snapshot_concurrency_limits_and_their_ceiling(settings: dict[str, Any], ceiling: int):
+    # The controller's ceiling for the slots downloading now (never below their limits in force).
+    ext = reporter(None, **settings)
+    slots = {
+        "a": SimpleNamespace(transferring={1, 2, 3}, concurrency=4),
+        "b": SimpleNamespace(transferring={4}, concurrency=2),
+        "idle": SimpleNamespace(transferring=set(), concurrency=8),  # not downloading: not counted
+    }
+    ext.crawler.engine = SimpleNamespace(downloader=SimpleNamespace(slots=slots))  # type: ignore[attr-defined]
+    snapshot = ext.snapshot(ext.clock())
+    assert (snapshot.in_flight, snapshot.concurrency, snapshot.concurrency_max) == (4, 6, ceiling)
+
+
 def test_the_old_half_life_setting_is_reported_unused(caplog):
     with caplog.at_level("WARNING", logger="extensions.progress"):
         reporter(None, PROGRESS_HALF_LIFE=5)
