@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, exc, text
+from sqlalchemy import Connection, Table, exc, text
 
 from storage.engine import DatabaseError, is_transient, one_line, open_engine
 from storage.schema import SCHEMA_LOCK_KEY, metadata
@@ -64,6 +64,39 @@ class SqlStore:
         self.dialect = self.engine.dialect.name
         #: the engine of write transactions (SQLite: BEGIN IMMEDIATE)
         self._writer = self.engine.execution_options(store_write=True)
+
+    def _executemany(self, statement: Any, columns: tuple[str, ...]) -> Callable[[Connection, list[Any]], None]:
+        """A function running ``statement`` once per tuple of ``columns`` values (one executemany).
+
+        On SQLite the statement is compiled once and the tuples go straight
+        to the driver's ``executemany`` (``Connection.exec_driver_sql``): no
+        per-row parameter processing (the stores' columns are Text/String/Integer,
+        which have none on SQLite).  Elsewhere it is a Core executemany
+        (``Connection.execute`` with a list of dicts), which PostgreSQL
+        drivers batch ("insertmanyvalues").
+        """
+        if self.dialect == "sqlite":
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(columns))
+            order = compiled.positiontup
+            if compiled.positional and order is not None and sorted(order) == sorted(columns):
+                sql = compiled.string
+                if tuple(order) == columns:
+
+                    def run_direct(conn: Connection, rows: list[Any]) -> None:
+                        conn.exec_driver_sql(sql, rows)
+
+                    return run_direct
+                index = [columns.index(name) for name in order]
+
+                def run_reordered(conn: Connection, rows: list[Any]) -> None:
+                    conn.exec_driver_sql(sql, [tuple(row[i] for i in index) for row in rows])
+
+                return run_reordered
+
+        def run_core(conn: Connection, rows: list[Any]) -> None:
+            conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+        return run_core
 
     def create_schema(self) -> None:
         """Create the tables and indexes that do not exist yet.

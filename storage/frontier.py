@@ -66,6 +66,10 @@ class ResumeState:
     done_products: int = 0
 
 
+#: The columns of a frontier row, in the order :meth:`FrontierStore.record` writes them.
+FRONTIER_COLUMNS = ("run_id", "url_hash", "url", "stage", "state", "request", "updated")
+
+
 class FrontierStore(SqlStore):
     """Reads and writes the runs and their frontiers (see the module docstring)."""
 
@@ -75,12 +79,15 @@ class FrontierStore(SqlStore):
         super().__init__(url, **options)
         insert = dialect_insert(self.dialect)
         f = crawl_frontier.c
-        self._insert_pending = insert(crawl_frontier).on_conflict_do_nothing(index_elements=[f.run_id, f.url_hash])
+        pending = insert(crawl_frontier).on_conflict_do_nothing(index_elements=[f.run_id, f.url_hash])
         ins = insert(crawl_frontier)
-        self._upsert_done = ins.on_conflict_do_update(
+        # the done rows carry state DONE and no request: the update takes them from the row inserted
+        done = ins.on_conflict_do_update(
             index_elements=[f.run_id, f.url_hash],
-            set_={"state": DONE, "request": None, "updated": ins.excluded.updated},
+            set_={"state": ins.excluded.state, "request": ins.excluded.request, "updated": ins.excluded.updated},
         )
+        self._insert_pending = self._executemany(pending, FRONTIER_COLUMNS)
+        self._upsert_done = self._executemany(done, FRONTIER_COLUMNS)
 
     def open_run(self, spider: str, args: str, now: datetime, *, discard: bool = False) -> ResumeState:
         """Resume the open run of ``spider`` with ``args`` (canonical JSON), or start a new one.
@@ -123,24 +130,16 @@ class FrontierStore(SqlStore):
         Returns the retries it took.
         """
         stamp = utc_iso(now)
-        pending_rows = [
-            {"run_id": run_id, "url_hash": url_hash(e.url), "url": e.url, "stage": e.stage, "state": PENDING,
-             "request": e.request, "updated": stamp}
-            for e in discovered
-        ]  # fmt: skip
-        done_rows = [
-            {"run_id": run_id, "url_hash": url_hash(e.url), "url": e.url, "stage": e.stage, "state": DONE,
-             "request": None, "updated": stamp}
-            for e in done
-        ]  # fmt: skip
+        pending_rows = [(run_id, url_hash(e.url), e.url, e.stage, PENDING, e.request, stamp) for e in discovered]
+        done_rows = [(run_id, url_hash(e.url), e.url, e.stage, DONE, None, stamp) for e in done]
         retries = _Retries()
 
         def transaction() -> None:
             with self._writer.begin() as conn:
                 if pending_rows:
-                    conn.execute(self._insert_pending, pending_rows)
+                    self._insert_pending(conn, pending_rows)
                 if done_rows:
-                    conn.execute(self._upsert_done, done_rows)
+                    self._upsert_done(conn, done_rows)
 
         if pending_rows or done_rows:
             self._with_retries(transaction, retries)

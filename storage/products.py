@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -230,39 +230,6 @@ class ProductStore(SqlStore):
                 f" WHERE {q('site')} = ? AND {q('url')} IN ({{}})",
             }
         self._delete_rejects = rejected_items.delete().where(r.id.in_(bindparam("ids", expanding=True)))
-
-    def _executemany(self, statement: Any, columns: tuple[str, ...]) -> Callable[[Connection, list[Any]], None]:
-        """A function running ``statement`` once per tuple of ``columns`` values (one executemany).
-
-        On SQLite the statement is compiled once and the tuples go straight
-        to the driver's ``executemany`` (``Connection.exec_driver_sql``): no
-        per-row parameter processing (the columns are Text/String/Integer,
-        which have none on SQLite).  Elsewhere it is a Core executemany
-        (``Connection.execute`` with a list of dicts), which PostgreSQL
-        drivers batch ("insertmanyvalues").
-        """
-        if self.dialect == "sqlite":
-            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(columns))
-            order = compiled.positiontup
-            if compiled.positional and order is not None and sorted(order) == sorted(columns):
-                sql = compiled.string
-                if tuple(order) == columns:
-
-                    def run_direct(conn: Connection, rows: list[Any]) -> None:
-                        conn.exec_driver_sql(sql, rows)
-
-                    return run_direct
-                index = [columns.index(name) for name in order]
-
-                def run_reordered(conn: Connection, rows: list[Any]) -> None:
-                    conn.exec_driver_sql(sql, [tuple(row[i] for i in index) for row in rows])
-
-                return run_reordered
-
-        def run_core(conn: Connection, rows: list[Any]) -> None:
-            conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
-
-        return run_core
 
     # -- writing
 
