@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/eta.py
 	$(PY) bench/memory.py
 	$(PY) bench/resume.py
+	$(PY) bench/instructions.py
 
 clean:
 	rm -rf $(VENV) data stats build *.egg-info .pytest_cache .ruff_cache
