@@ -18,6 +18,33 @@ from demoshop.process import ShopProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def _worker_postgres_url(url: str, worker: str) -> str:
+    """``url`` with the database ``<name>_<worker>``, created when missing (the role needs CREATEDB).
+
+    Under pytest-xdist each worker gets its own PostgreSQL database: the
+    PostgreSQL tests drop and create the tables and take the run lock, so two
+    workers must not share one.
+    """
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{worker}")
+    with psycopg.connect(
+        host=base.host, port=base.port, user=base.username, password=base.password, dbname=base.database,
+        autocommit=True,
+    ) as conn:  # fmt: skip
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (own.database,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{own.database}"')
+    return own.render_as_string(hide_password=False)
+
+
+# Before the test modules read it (at import): this worker's own database.
+if os.environ.get("TEST_POSTGRES_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["TEST_POSTGRES_URL"] = _worker_postgres_url(
+        os.environ["TEST_POSTGRES_URL"], os.environ["PYTEST_XDIST_WORKER"]
+    )
+
 #: The small shop the integration tests crawl (big ones belong to bench/).
 SHOP_PRODUCTS = 300
 SHOP_SEED = 3
