@@ -211,8 +211,10 @@ class BrowserContextsMiddleware:
         context, lane.context = lane.context, None
         try:
             if context is not None:
-                await context.close()
+                # counted when it leaves service, not when its close returns: a crawl closing
+                # meanwhile counts it neither open nor recycled otherwise
                 self.stats.inc_value("browser/contexts_recycled")
+                await context.close()
                 logger.info("Browser context %s recycled after %d pages", lane.name, lane.assigned)
         except Exception as exc:  # noqa: BLE001 - a crashed browser: its contexts are gone already
             logger.debug("Browser context %s: close failed (%s)", lane.name, exc)
