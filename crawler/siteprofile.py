@@ -641,13 +641,12 @@ def css_to_xpath(css: str) -> str:
     selectors = parse(css)
     parts = []
     for selector in selectors:
-        classes, tree = [], selector.parsed_tree
-        while isinstance(tree, Class):
-            classes.append(tree.class_name)
-            tree = tree.selector
-        if selector.pseudo_element is not None or not classes or type(tree) is not Element or tree.namespace:
+        first_class, tree = None, selector.parsed_tree
+        while isinstance(tree, Class):  # the classes, last written first
+            first_class, tree = tree.class_name, tree.selector
+        if selector.pseudo_element is not None or first_class is None or type(tree) is not Element or tree.namespace:
             return _translator.css_to_xpath(css)
-        parts.append((tree.element or "*", classes[-1], _translator.xpath(selector.parsed_tree)))
+        parts.append((tree.element or "*", first_class, _translator.xpath(selector.parsed_tree)))
     if all(element != "*" for element, _, _ in parts):  # a type test is already cheap
         return _translator.css_to_xpath(css)
     prefilter = " or ".join(f"contains(., {_translator.xpath_literal(name)})" for _, name, _ in parts)

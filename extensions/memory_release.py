@@ -13,8 +13,8 @@ long crawl ratchets up with fragmentation that nothing will reuse:
   crawl itself, before its writer threads start); 0 leaves glibc's default
   (8 per core);
 * every ``MEMORY_RELEASE_INTERVAL`` seconds calls ``malloc_trim(0)``, which
-  returns the free pages of every arena to the system (a few milliseconds,
-  on the reactor thread); 0 turns that off.
+  returns the free pages of every arena to the system (on the reactor
+  thread); 0 turns that off.
 
 Not configured where the C library is not glibc (``malloc_trim`` missing,
 e.g. musl or macOS), or with both settings at 0.  Stats:
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 from typing import Any, Self
 
 from scrapy import Spider, signals
@@ -35,8 +34,6 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet.task import LoopingCall
 
 from crawler import defaults
-
-logger = logging.getLogger(__name__)
 
 #: ``mallopt`` parameter number of the arena cap (glibc's malloc.h).
 M_ARENA_MAX = -8
