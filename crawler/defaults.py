@@ -210,6 +210,14 @@ MEMORY_RELEASE_INTERVAL = 1.0
 #: 0 keeps glibc's default (8 per core).
 MALLOC_ARENA_MAX = 2
 
+# --- garbage collector (extensions/gc_tuning.py) --------------------------------
+#: When the engine starts: collect once and freeze the start-up objects (gc.freeze()),
+#: so the crawl's collections no longer walk them.
+GC_FREEZE = True
+#: Generation-0 threshold of the cyclic garbage collector during the crawl (CPython's
+#: default is 700); 0 keeps the interpreter's thresholds.
+GC_THRESHOLD = 7000
+
 # --- Prometheus exporter (extensions/prometheus.py) ---------------------------
 #: Serve the crawl's metrics for Prometheus over HTTP while the spider runs.
 PROMETHEUS_ENABLED = True

@@ -95,6 +95,8 @@ EXTENSIONS = {
     "extensions.progress.ProgressReporter": 200,
     # glibc: capped malloc arenas, freed memory returned to the system every second
     "extensions.memory_release.MemoryRelease": 250,
+    # the cyclic garbage collector: start-up objects frozen, generation 0 collected a tenth as often
+    "extensions.gc_tuning.GcTuning": 260,
     "extensions.dead_letters.DeadLetterQueue": 500,
     "extensions.outcome.CrawlOutcome": 850,
     "extensions.stats_dump.StatsDump": 900,

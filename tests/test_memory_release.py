@@ -1,14 +1,19 @@
-"""Memory: glibc's free memory returned during a crawl, and Scrapy's remote control not loaded unless asked for."""
+"""Memory: glibc's free memory returned during a crawl, parsed pages freed without the cyclic collector, and Scrapy's
+remote control not loaded unless asked for."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 
 import pytest
 from scrapy.exceptions import NotConfigured
+from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
+from crawler.spiders.catalog import html_root
 from extensions.memory_release import MemoryRelease, glibc
 from tests.conftest import ROOT, run_crawl
 
@@ -56,3 +61,30 @@ def test_a_crawl_trims_and_the_remote_control_comes_back_when_asked_for(shop, tm
     assert result.stats["memory_release/trims"] >= 1
     assert "Remote control HTTP server listening" in result.stderr
     assert not list((tmp_path / "jobs").glob("*"))  # its job file is removed at the end
+
+
+PAGE = b"<html><body>" + b"<div class='card'><a href='/p/1/'>product</a></div>" * 200 + b"</body></html>"
+
+
+def _freed_by_refcount(parse) -> bool:  # noqa: ANN001
+    """Whether a response parsed by ``parse`` is gone once dropped, with the cyclic collector off."""
+    gc.disable()
+    try:
+        response = HtmlResponse("http://shop.test/list/", body=PAGE)
+        root = parse(response)
+        assert len(root.xpath("//a")) == 200
+        gone = weakref.ref(response)
+        del response, root
+        return gone() is None
+    finally:
+        gc.enable()
+
+
+def test_the_spiders_parsed_tree_is_freed_with_the_response_by_reference_counting():
+    assert _freed_by_refcount(html_root)
+
+
+def test_scrapys_cached_selector_keeps_the_response_in_a_reference_cycle():
+    """Why html_root parses with a selector of its own: response.selector refers back to the response."""
+    assert not _freed_by_refcount(lambda response: response.selector.root)
+    gc.collect()

@@ -11,6 +11,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
+from scrapy.selector import Selector
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -490,8 +491,16 @@ class CatalogSpider(TwoStageSpider):
 
 
 def html_root(response: Response) -> Any:
-    """The parsed HTML/XML tree of a response, or None (binary, JSON, ...)."""
+    """The parsed HTML/XML tree of a response, or None (binary, JSON, ...).
+
+    Parsed by a selector of its own, not ``response.selector``: Scrapy caches
+    that one on the response and it refers back to the response, a reference
+    cycle that keeps the response, its body and its whole lxml tree (C memory
+    the garbage collector's thresholds do not see) alive until a cyclic
+    collection, often a full one.  The tree returned here is freed as soon as
+    the callback lets go of it.
+    """
     if not isinstance(response, TextResponse):
         return None
-    selector = response.selector
+    selector = Selector(response)
     return selector.root if selector.type in ("html", "xml") else None
