@@ -272,22 +272,31 @@ class SystemSample:
 class SystemVerdict:
     """``overloaded``: the process cannot take more work (never increase);
     ``memory_high``: memory above the high-water mark (slow the list stage
-    first); ``reason``: what was over, for logs."""
+    first); ``reason``: what was over, for logs; ``cpu_bound``: the process
+    is the crawl's bottleneck (its CPU over the limit), so the responses wait
+    in its own event loop and their latency says nothing about the site's queue."""
 
     overloaded: bool = False
     memory_high: bool = False
     reason: str = "ok"
+    cpu_bound: bool = False
 
 
 class SystemStatus:
     """Judge the process over its last ``window`` samples, like Crawlee's SystemStatus.
 
     A resource (CPU > ``cpu_max``, RSS > ``rss_max_bytes``, reactor lag >
-    ``lag_max``) is overloaded when the share of the window's samples over
-    its limit exceeds ``overload_ratio``; the system is overloaded when any
-    resource is.  ``memory_high`` looks at the latest sample only: RSS at or
-    above ``memory_high_ratio`` x ``rss_max_bytes``.  Without
-    ``rss_max_bytes`` memory is not judged.
+    ``lag_max``) is over when the share of the window's samples over its
+    limit exceeds ``overload_ratio``.  The system is overloaded when memory
+    or the reactor lag is over; the CPU over its limit makes it ``cpu_bound``
+    instead: an HTTP crawl whose process is busy still gains from more
+    requests in flight (each turn of the event loop serves more responses:
+    on ``bench/throughput.py``'s shop, 5 in flight gave 10-15% fewer pages/s
+    than 16, at more CPU per page), and the reactor lag says when the loop
+    really falls behind.
+    ``memory_high`` looks at the latest sample only: RSS at or above
+    ``memory_high_ratio`` x ``rss_max_bytes``.  Without ``rss_max_bytes``
+    memory is not judged.
     """
 
     def __init__(
@@ -322,17 +331,20 @@ class SystemStatus:
         if self.rss_max_bytes is not None:
             limit = self.rss_max_bytes
             checks.append(("memory", lambda s: s.rss_bytes > limit, f"over {_mb(limit)}"))
+        over_limit = []
         for name, over, what in checks:
             hits = sum(1 for s in self._samples if over(s))
             if hits / n > self.overload_ratio:
+                over_limit.append(name)
                 reasons.append(f"{name} {what} in {hits}/{n} samples")
-        overloaded = bool(reasons)
+        cpu_bound = "cpu" in over_limit
+        overloaded = any(name != "cpu" for name in over_limit)
         memory_high = (
             self.rss_max_bytes is not None and sample.rss_bytes >= self.memory_high_ratio * self.rss_max_bytes
         )
         if memory_high:
             reasons.append(f"memory high: {_mb(sample.rss_bytes)} >= {self.memory_high_ratio:.0%} of the limit")
-        self.verdict = SystemVerdict(overloaded, memory_high, "; ".join(reasons) or "ok")
+        self.verdict = SystemVerdict(overloaded, memory_high, "; ".join(reasons) or "ok", cpu_bound)
         return self.verdict
 
 
@@ -457,8 +469,14 @@ class Judge:
        latency above ``near_ratio`` x baseline, mean in-flight below
        ``utilization`` x L, or L at ``bounds.max``: hold;
     7. otherwise increase by ``step`` (by ``slow_start_fraction`` of L while
-       no decrease has happened yet), but for ``ceiling_memory`` intervals
+       no decrease has happened yet, by L while the system is also
+       ``cpu_bound``), but for ``ceiling_memory`` intervals
        after an overload/timeout decrease from X, not beyond X - 1.
+
+    While the system is ``cpu_bound`` the latency rules (5, and the knee of
+    6) are skipped: the crawler's own event loop is the queue the responses
+    wait in, and the site sees no more requests per second than the process
+    can handle, however many are in flight.  Overloads and timeouts still cut.
 
     Decreases round up (``ceil``) but always lose at least 1; every result is
     clamped to bounds.
@@ -520,7 +538,7 @@ class Judge:
         elif sample.timeout_share > c.overload_share:
             new, cut, overloaded = self._cut(limit, c.overload_factor, bounds), True, True
             why = f"timeouts: {sample.timeouts}/{sample.count} ({sample.timeout_share:.1%})"
-        elif ratio is not None and ratio > c.inflated_ratio:
+        elif ratio is not None and ratio > c.inflated_ratio and not system.cpu_bound:
             new, cut = self._cut(limit, c.latency_factor, bounds), True
             why = f"latency inflated: {_ms(sample.latency_ewma)} = {ratio:.2f}x baseline {_ms(sample.baseline)}"
         elif system.overloaded:
@@ -529,7 +547,7 @@ class Judge:
             why = f"errors: {sample.errors}/{sample.count} ({sample.error_share:.1%})"
         elif ratio is None:
             why = "no latency baseline yet"
-        elif ratio > c.near_ratio:
+        elif ratio > c.near_ratio and not system.cpu_bound:
             why = f"latency {ratio:.2f}x baseline: at the knee"
         elif sample.utilization is None or sample.utilization < c.utilization:
             used = "unknown" if sample.in_flight_mean is None else f"{sample.in_flight_mean:.1f}"
@@ -541,6 +559,10 @@ class Judge:
             why = f"just below {self.ceiling}, which overloaded the site (probed again in {left} intervals)"
         else:
             step = c.step if self.congested else max(c.step, math.floor(limit * c.slow_start_fraction))
+            if system.cpu_bound and not self.congested:
+                # the crawler is the bottleneck: the site gets no more requests per second
+                # however many are in flight, so slow start doubles
+                step = max(step, limit)
             recovering = self.recovery_target is not None and limit < self.recovery_target
             if recovering:
                 step = max(step, min(limit, self.recovery_target - limit))  # double back to the earlier limit
@@ -548,6 +570,8 @@ class Judge:
             if self.ceiling is not None:
                 new = min(new, self.ceiling - 1)
             why = f"latency {ratio:.2f}x baseline, {sample.in_flight_mean:.1f} in flight"
+            if system.cpu_bound and ratio > c.near_ratio:
+                why += " (the crawler's CPU is the bottleneck: the latency is its own queue)"
             if recovering:
                 why += f", recovering towards {self.recovery_target}"
 

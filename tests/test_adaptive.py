@@ -154,15 +154,18 @@ def test_system_idle_is_not_overloaded():
     assert status.verdict is verdict
 
 
-def test_system_cpu_overload_needs_a_share_of_the_window():
+def test_system_cpu_over_its_limit_makes_it_cpu_bound_not_overloaded():
     status = SystemStatus(cpu_max=0.95, window=5)
     for cpu in (0.3, 0.3, 0.3, 0.99, 0.3):  # one spike in five: 20% <= 40%
         verdict = status.add(sys_sample(cpu=cpu))
-    assert not verdict.overloaded
+    assert not verdict.cpu_bound
     for _ in range(2):  # now 3 of the last 5
         verdict = status.add(sys_sample(cpu=0.99))
-    assert verdict.overloaded
+    assert verdict.cpu_bound and not verdict.overloaded
     assert "cpu" in verdict.reason and "3/5" in verdict.reason
+    for _ in range(3):  # the reactor falls behind as well: that is an overload
+        verdict = status.add(sys_sample(cpu=0.99, lag=0.6))
+    assert verdict.cpu_bound and verdict.overloaded
 
 
 def test_system_reactor_lag_overload():
@@ -303,11 +306,43 @@ def test_errors_block_increases_only():
 
 
 def test_system_overload_holds_but_never_blocks_a_decrease():
-    busy = SystemVerdict(overloaded=True, reason="cpu over 95% in 3/5 samples")
+    busy = SystemVerdict(overloaded=True, reason="reactor lag over 250 ms in 3/5 samples")
     d = decide(sample(), system=busy)
     assert (d.action, d.limit) == ("hold", 8)
-    assert "system overloaded: cpu" in d.reason
+    assert "system overloaded: reactor lag" in d.reason
     assert decide(sample(count=100, ok=90, overload=10), system=busy).action == "decrease"
+
+
+CPU_BOUND = SystemVerdict(cpu_bound=True, reason="cpu over 95% in 3/5 samples")
+
+
+def test_a_cpu_bound_crawler_does_not_read_its_own_queue_as_the_sites():
+    inflated = sample(latency_p50=0.12, latency_ewma=0.12)  # 2.4x the baseline
+    assert decide(inflated).action == "decrease"
+    d = decide(inflated, system=CPU_BOUND)
+    assert (d.action, d.limit) == ("increase", 16)  # slow start: doubles while the crawler is the bottleneck
+    assert "the crawler's CPU is the bottleneck" in d.reason
+    knee = sample(latency_ewma=0.07)  # 1.4x: between near and inflated
+    assert decide(knee).action == "hold"
+    assert decide(knee, system=CPU_BOUND).action == "increase"
+
+
+def test_a_cpu_bound_crawler_doubles_in_slow_start_only():
+    judge = Judge()
+    assert decide(sample(limit=4, in_flight_mean=4), judge, system=CPU_BOUND).limit == 8
+    assert decide(sample(limit=8), judge, system=CPU_BOUND).limit == 16
+    assert decide(sample(limit=16, in_flight_mean=16), judge).limit == 20  # not cpu bound: a quarter
+    decide(sample(limit=20, in_flight_mean=20, count=100, ok=90, overload=10), judge)  # a cut: congested
+    for _ in range(2):
+        decide(sample(limit=10, in_flight_mean=10), judge, system=CPU_BOUND)  # cooldown
+    assert decide(sample(limit=10, in_flight_mean=10), judge, system=CPU_BOUND).limit == 11
+
+
+def test_a_cpu_bound_crawler_still_backs_off_on_overload_and_timeouts():
+    assert decide(sample(count=100, ok=90, overload=10), system=CPU_BOUND).action == "decrease"
+    assert decide(sample(count=100, ok=90, timeouts=10), system=CPU_BOUND).action == "decrease"
+    lagging = SystemVerdict(overloaded=True, cpu_bound=True, reason="cpu ...; reactor lag ...")
+    assert decide(sample(), system=lagging).action == "hold"
 
 
 def test_cooldown_after_a_decrease():
