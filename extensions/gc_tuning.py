@@ -7,9 +7,9 @@ collection, which walks every tracked object of the process, whenever the
 old generation has grown by a quarter.  Most of what a full collection walks
 was created at start-up: the modules Scrapy, Twisted, lxml and SQLAlchemy
 import, and the crawl's components.  Measured on a 2,400-product crawl of
-the demo shop (``bench/instructions.py`` counts the effect per page), the
-collector took about 0.9 s of the reactor thread's CPU with the defaults
-and about 0.35 s with this extension.  When the engine starts, it
+the demo shop (``gc.callbacks`` timing every collection), the collector
+took about 0.9 s of the reactor thread's CPU with the defaults and about
+0.35 s with this extension.  When the engine starts, it
 
 * collects once and **freezes** what exists (``gc.freeze()``): the start-up
   objects move to a permanent generation that collections no longer walk
