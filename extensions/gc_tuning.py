@@ -84,8 +84,7 @@ class GcTuning:
         for n, (before, now) in enumerate(zip(self._started, gc.get_stats(), strict=True)):
             self.crawler.stats.set_value(f"gc/collections/gen{n}", now["collections"] - before)
         self._started = None
-        if self in _active:
-            _active.remove(self)
+        _active.remove(self)  # it joined when it started
         if not _active:
             gc.set_threshold(*_saved_threshold)
             gc.unfreeze()
