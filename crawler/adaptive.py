@@ -616,6 +616,23 @@ class Judge:
         action: Action = "increase" if new > current else "decrease" if new < current else "hold"
         return Decision(new, action, f"{action} {current} -> {new}: {why}" if new != current else f"hold {new}: {why}")
 
+    def site_down(self) -> None:
+        """The domain is down, as something other than the samples says (its circuit breaker opened).
+
+        Like an outage interval: the overload cuts that led into it set no
+        ceiling (a site that fails every request says nothing about its
+        capacity), and once it answers again the limit doubles back to the
+        last limit that held.  The failures of the requests still in flight
+        count as the outage's tail.  Needed because the breaker holds the
+        domain's requests: the samples of an outage may never fill an
+        interval in which ``outage_share`` of the requests failed (the cuts
+        on the way down are each judged on their first ten outcomes).
+        """
+        if self.recovery_target is None and self._last_good is not None:
+            self.recovery_target = self._last_good
+        self.ceiling, self._last_overload = None, None
+        self._since_outage = 0
+
     def outage(self, sample: DomainSample) -> bool:
         """The site was down in this interval: at least ``outage_share`` of enough requests failed.
 

@@ -25,6 +25,16 @@
     the retry middleware and the offsite middleware (``crawler/middlewares/offsite.py``);
     the accounting extension counts products so ended.
 
+``breaker_changed``
+    A domain's circuit breaker changed state.  Sent by the circuit-breaker
+    middleware (``crawler/middlewares/circuit_breaker.py``) with ``key`` (the
+    download slot: the domain, or ``meta["download_slot"]``), ``old`` and
+    ``new`` (``"closed"``, ``"open"``, ``"half_open"``) and ``reason``
+    (e.g. ``"5 consecutive failures"``).  The adaptive controller reads
+    ``new == "open"`` as "the site is down", not overloaded: the cuts that led
+    into the outage set no ceiling, and once the site is back the limit
+    doubles back to where it was (``crawler/middlewares/adaptive.py``).
+
 ``item_store_opened``
     The store pipeline (``pipelines/store.py``) is open: products count as
     saved or rejected only once their rows commit (``items_stored``).
@@ -48,6 +58,7 @@
 
 request_dead_lettered = object()
 request_filtered = object()
+breaker_changed = object()
 item_store_opened = object()
 items_stored = object()
 dead_letter_queue_opened = object()

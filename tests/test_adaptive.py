@@ -642,3 +642,37 @@ def test_the_overloads_leading_into_and_out_of_an_outage_set_no_ceiling():
         limit = judge.decide(sample(limit=limit, in_flight_mean=limit), OK, bounds).limit
         after.append(limit)
     assert 10 in after[:7], after
+
+
+def test_a_site_down_that_no_interval_shows_is_an_outage_once_its_breaker_opens():
+    """The breaker holds a down domain's requests, so no interval may ever be mostly failures:
+    the cuts on the way down are each judged on their first ten outcomes (2/14, 6/10, 8/10,
+    8/10 in a benchmark crawl), then nothing more arrives.  Without a word from the breaker
+    the last cut (from 2) became a ceiling and held the limit at 1 for ceiling_memory
+    intervals after the site was back; once told, the limit doubles back to where it was."""
+
+    def run(breaker_opens: bool) -> list[int]:
+        judge, bounds = Judge(), Bounds(1, 4, 16)
+        limit = 4
+        for _ in range(8):  # slow start to 10, healthy there (the site's knee)
+            s = sample(limit=limit, in_flight_mean=limit * 0.9, latency_ewma=0.05 if limit < 10 else 0.07)
+            limit = judge.decide(s, OK, bounds).limit
+        assert limit == 10
+        for count, failed in [(14, 2), (10, 6), (10, 8), (10, 8)]:  # urgent cuts, each on its first outcomes
+            s = sample(limit=limit, in_flight_mean=limit, count=count, ok=count - failed, overload=failed)
+            s = dataclasses.replace(s, duration=None)  # judged at once: what the site served is unknown
+            limit = judge.decide(s, OK, bounds).limit
+        assert limit == 1
+        if breaker_opens:
+            judge.site_down()
+        after = []
+        for _ in range(12):  # back up: every request answered
+            limit = judge.decide(sample(limit=limit, in_flight_mean=limit), OK, bounds).limit
+            after.append(limit)
+        return after
+
+    assert run(breaker_opens=False) == [1] * 12  # stuck below the "ceiling" of 2 it learnt on the way down
+    after = run(breaker_opens=True)
+    assert 10 in after[:6], after
+    tail = after[after.index(10):]
+    assert all(b - a <= 1 for a, b in zip(tail, tail[1:], strict=False)), after  # then it probes one step at a time

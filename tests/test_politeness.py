@@ -113,6 +113,8 @@ def test_outage_with_the_default_stack_loses_nothing_and_recovers_its_pace(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert saved_keys(tmp_path / "db.sqlite") == expected(600, 24)
     assert dead_letter_reasons(tmp_path / "db.sqlite") == []
+    # every time the breaker opened, the controller heard of it (signal breaker_changed)
+    assert result.stats.get("adaptive/site_down", 0) == result.stats.get("breaker/trips", 0)
     entries = request_log(log)
     outage = [e["t"] for e in entries if e.get("fault") == "outage"]
     assert outage, "the outage should have hit the crawl"

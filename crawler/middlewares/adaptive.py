@@ -29,8 +29,14 @@ the domain's pace just under the rate the site accepted, probed upward
 again every few seconds.  The slot's delay is the larger of the pace's
 interval and the AIMD delay.
 
+Outage: an interval in which nearly every request failed, or the
+project signal ``breaker_changed`` with a breaker gone ``open``
+(:mod:`crawler.signals`), says the site is down: the cuts that led there set
+no ceiling and once it answers again the limit doubles back to where it was.
+
 Stats: ``adaptive/concurrency/<domain>``, ``adaptive/delay/<domain>``,
-``adaptive/decisions/<action>``, ``adaptive/stale_overloads`` (503s of
+``adaptive/decisions/<action>``, ``adaptive/site_down`` (breakers that
+opened, read as outages), ``adaptive/stale_overloads`` (503s of
 requests already in flight at the last decrease: not judged again),
 ``pace/rate/<domain>`` (requests/s, 0 unpaced), ``pace/cuts``,
 ``pace/stale_slow_downs``, ``pace/pauses``.  Decisions are
@@ -66,6 +72,7 @@ from crawler.errors import ConfigError
 from crawler.middlewares.retry import build_classifier
 from crawler.pace import Pace, PaceConfig, says_slow_down
 from crawler.scheduler import Hold, require_gated_scheduler
+from crawler.signals import breaker_changed
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +157,7 @@ class AdaptiveConcurrencyMiddleware:
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(mw.request_reached_downloader, signal=signals.request_reached_downloader)
+        crawler.signals.connect(mw.breaker_changed, signal=breaker_changed)
         return mw
 
     # -- signals -----------------------------------------------------------------
@@ -162,6 +170,19 @@ class AdaptiveConcurrencyMiddleware:
     def spider_closed(self, spider: Spider) -> None:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+
+    def breaker_changed(self, key: str, new: str, **kwargs: Any) -> None:
+        """A domain's circuit breaker opened: the site is down, not overloaded (see :meth:`Judge.site_down`)."""
+        if new != "open":
+            return
+        domain = self._domain(key)
+        domain.judge.site_down()
+        self.stats.inc_value("adaptive/site_down")
+        if domain.delay != self.delay_min:
+            domain.delay = self.delay_min  # an outage is no reason to space requests out
+            self.stats.set_value(f"adaptive/delay/{domain.key}", round(domain.delay, 3))
+            domain.act(self._downloader_slot(key))
+        logger.debug("adaptive %s: the circuit breaker opened: an outage, not an overload", key)
 
     # -- scheduler gate ------------------------------------------------------------------
     def hold(self, request: Request, now: float) -> Hold | None:

@@ -23,7 +23,9 @@ Order 560: after the retry middleware (550) on the way in, before it on the
 way out, so it sees every raw outcome.  Settings: ``CIRCUIT_BREAKER_ENABLED``,
 ``CIRCUIT_BREAKER`` (fields of :class:`~crawler.circuit_breaker.BreakerConfig`).
 Stats: ``breaker/trips``, ``breaker/gave_up``, ``breaker/state/<domain>``,
-``scheduler/held/breaker``.
+``scheduler/held/breaker``.  Every state change is also sent as the
+project signal ``breaker_changed`` (:mod:`crawler.signals`): the adaptive
+controller reads an open breaker as an outage, not an overload.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from crawler.middlewares import give_up
 from crawler.middlewares.retry import build_classifier
 from crawler.pace import says_slow_down
 from crawler.scheduler import Hold, require_gated_scheduler
+from crawler.signals import breaker_changed
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +144,6 @@ class CircuitBreakerMiddleware:
             )
         else:
             logger.info("Circuit breaker for %s: %s -> %s (%s)", t.key, t.old.value, t.new.value, t.reason)
+        self.crawler.signals.send_catch_log(
+            signal=breaker_changed, key=t.key, old=t.old.value, new=t.new.value, reason=t.reason
+        )
