@@ -206,6 +206,22 @@ class DomainSensor:
         self._in_flight_sum += n
         self._in_flight_n += 1
 
+    def discard(self, now: float, *, latency: bool = False) -> None:
+        """Drop the interval in progress unjudged; the next one starts at ``now``.
+
+        For outcomes that belong to something judged otherwise: an outage the
+        domain's circuit breaker reported (the failures of its probes, then the
+        first answers once it is back, are not a load the site was under).
+        ``latency``: also forget the latency EWMA (not the baseline): the
+        latency of a site before an outage, often inflated by the load it was
+        under, says nothing about the site that came back, and would hold the
+        first intervals "at the knee".
+        """
+        self._last_at = now
+        self._reset()
+        if latency:
+            self.latency_ewma = None
+
     def snapshot(self, now: float) -> DomainSample:
         """Close the interval: update EWMA and baseline, return the sample, reset the counters."""
         c = self._counts
@@ -631,6 +647,16 @@ class Judge:
         if self.recovery_target is None and self._last_good is not None:
             self.recovery_target = self._last_good
         self.ceiling, self._last_overload = None, None
+        self._since_outage = 0
+
+    def site_back(self) -> None:
+        """The domain answers again after :meth:`site_down` (its breaker closed): recover at once.
+
+        The cooldown of the cuts on the way into the outage is over (it
+        waits for the effect of a cut on a loaded site; the site was down),
+        so the next interval may start doubling back to the recovery target.
+        """
+        self.cooldown_left = 0
         self._since_outage = 0
 
     def outage(self, sample: DomainSample) -> bool:

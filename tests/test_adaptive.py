@@ -651,7 +651,7 @@ def test_a_site_down_that_no_interval_shows_is_an_outage_once_its_breaker_opens(
     the last cut (from 2) became a ceiling and held the limit at 1 for ceiling_memory
     intervals after the site was back; once told, the limit doubles back to where it was."""
 
-    def run(breaker_opens: bool) -> list[int]:
+    def run(breaker_opens: bool, breaker_closes: bool = False) -> list[int]:
         judge, bounds = Judge(), Bounds(1, 4, 16)
         limit = 4
         for _ in range(8):  # slow start to 10, healthy there (the site's knee)
@@ -665,6 +665,8 @@ def test_a_site_down_that_no_interval_shows_is_an_outage_once_its_breaker_opens(
         assert limit == 1
         if breaker_opens:
             judge.site_down()
+        if breaker_closes:
+            judge.site_back()
         after = []
         for _ in range(12):  # back up: every request answered
             limit = judge.decide(sample(limit=limit, in_flight_mean=limit), OK, bounds).limit
@@ -676,3 +678,27 @@ def test_a_site_down_that_no_interval_shows_is_an_outage_once_its_breaker_opens(
     assert 10 in after[:6], after
     tail = after[after.index(10):]
     assert all(b - a <= 1 for a, b in zip(tail, tail[1:], strict=False)), after  # then it probes one step at a time
+    # told that the site is back (the breaker closed), it does not sit out the cooldown of the
+    # cuts on the way down, which waits for a loaded site to drain: the site was down
+    assert after[:2] == [1, 1], after
+    assert run(breaker_opens=True, breaker_closes=True)[:4] == [2, 4, 8, 10]
+
+
+def test_sensor_discard_drops_the_interval_in_progress():
+    sensor = DomainSensor(4, start=0.0)
+    feed(sensor, 6, 0.05, "overload")
+    feed(sensor, 3, 0.05)
+    sensor.discard(10.0)
+    assert sensor.count == 0
+    feed(sensor, 12, 0.05)
+    s = sensor.snapshot(11.0)
+    assert (s.count, s.ok, s.overload, s.duration) == (12, 12, 0, 1.0)
+    assert s.latency_ewma == pytest.approx(0.05)
+    feed(sensor, 12, 0.2)
+    sensor.snapshot(12.0)
+    assert sensor.latency_ewma > 0.1
+    baseline = sensor.baseline
+    sensor.discard(13.0, latency=True)  # a site back from an outage: its latency before is forgotten
+    assert sensor.baseline == baseline is not None  # the baseline is kept
+    feed(sensor, 12, 0.05)
+    assert sensor.snapshot(14.0).latency_ewma == pytest.approx(0.05)

@@ -171,18 +171,29 @@ class AdaptiveConcurrencyMiddleware:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
-    def breaker_changed(self, key: str, new: str, **kwargs: Any) -> None:
-        """A domain's circuit breaker opened: the site is down, not overloaded (see :meth:`Judge.site_down`)."""
-        if new != "open":
+    def breaker_changed(self, key: str, old: str, new: str, **kwargs: Any) -> None:
+        """A domain's circuit breaker opened (the site is down, not overloaded) or closed again.
+
+        See :meth:`Judge.site_down` and :meth:`Judge.site_back`.  Either way the
+        outcomes collected so far belong to the outage (the late failures of
+        what was in flight, the failed probes): the interval is dropped unjudged.
+        """
+        if new == "open":
+            domain = self._domain(key)
+            domain.judge.site_down()
+            self.stats.inc_value("adaptive/site_down")
+            logger.debug("adaptive %s: the circuit breaker opened: an outage, not an overload", key)
+        elif new == "closed" and key in self.domains:
+            domain = self.domains[key]
+            domain.judge.site_back()
+            logger.debug("adaptive %s: the circuit breaker closed: recovering", key)
+        else:
             return
-        domain = self._domain(key)
-        domain.judge.site_down()
-        self.stats.inc_value("adaptive/site_down")
+        domain.sensor.discard(self.clock(), latency=new == "closed")
         if domain.delay != self.delay_min:
             domain.delay = self.delay_min  # an outage is no reason to space requests out
             self.stats.set_value(f"adaptive/delay/{domain.key}", round(domain.delay, 3))
             domain.act(self._downloader_slot(key))
-        logger.debug("adaptive %s: the circuit breaker opened: an outage, not an overload", key)
 
     # -- scheduler gate ------------------------------------------------------------------
     def hold(self, request: Request, now: float) -> Hold | None:
