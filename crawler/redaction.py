@@ -22,12 +22,16 @@ REDACTED_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cooki
 #: Request meta keys never stored (Scrapy's HTTP auth and proxy credentials).
 REDACTED_META_KEYS = ("http_user", "http_pass", "http_auth_domain", "_auth_proxy", "proxy_authorization")
 MASK = "***"
+_DEFAULT_HEADERS = frozenset(REDACTED_HEADERS)
+_DEFAULT_META = frozenset(REDACTED_META_KEYS)
 
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+):([^\s@/]+)@")
 
 
 def strip_url_credentials(url: str) -> str:
     """``url`` without its ``user[:password]@`` part."""
+    if "@" not in url:
+        return url  # no userinfo without an "@" (the common case: no parsing)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -49,8 +53,8 @@ def redact_record(
     meta_keys: Iterable[str] = REDACTED_META_KEYS,
 ) -> dict[str, Any]:
     """A copy of a request record without credentials; ``"redacted"`` lists what was removed."""
-    drop_headers = {h.lower() for h in headers}
-    drop_meta = set(meta_keys)
+    drop_headers = _DEFAULT_HEADERS if headers is REDACTED_HEADERS else {h.lower() for h in headers}
+    drop_meta = _DEFAULT_META if meta_keys is REDACTED_META_KEYS else set(meta_keys)
     out = dict(record)
     removed: list[str] = list(out.get("redacted") or ())
     if isinstance(out.get("url"), str):

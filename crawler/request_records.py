@@ -63,6 +63,8 @@ def _is_json(value: Any) -> bool:
     """Whether ``value`` is JSON as it is (finite numbers, string keys, no other types)."""
     if isinstance(value, _SCALARS):  # bool is an int
         return True
+    if not value and type(value) in (dict, list):  # empty: nothing that could fail to encode
+        return True
     if isinstance(value, float):
         return value == value and value not in (float("inf"), float("-inf"))
     try:

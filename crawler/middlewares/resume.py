@@ -74,6 +74,8 @@ FRONTIER = "_frontier"
 STAGES = ("list", "detail")
 #: Buffered records written at once (a fuller buffer is written at once).
 BATCH_SIZE = 2000
+#: One compact encoder for the records (``json.dumps`` with options builds a new one per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _now() -> datetime:
@@ -233,7 +235,7 @@ class ResumeMiddleware:
 
     def _entry(self, request: Request) -> FrontierEntry:
         record = request_to_record(request, self.crawler.spider)
-        return FrontierEntry(request.url, request.meta.get("stage"), json.dumps(record, separators=(",", ":")))
+        return FrontierEntry(request.url, request.meta.get("stage"), _COMPACT.encode(record))
 
     # -- outcomes that committed ----------------------------------------------------------
     def items_stored(
