@@ -11,8 +11,9 @@ flood of 429/503s), :class:`~crawler.adaptive.Judge` decides the new limit
 (AIMD within the crawl profile's bounds).
 
 Act: the limit is the download slot's ``concurrency``; it is re-applied to
-the slot on every request (in ``process_request`` and when the request
-reaches the downloader, i.e. once its slot exists), so it survives Scrapy's
+the slot on every request when it reaches the downloader (signal
+``request_reached_downloader``: its slot exists, its queue has not started
+yet), so it survives Scrapy's
 idle-slot cleanup (a recreated slot would start from
 ``CONCURRENT_REQUESTS_PER_DOMAIN``).
 ``CONCURRENT_REQUESTS_PER_DOMAIN`` caps the maximum and ``DOWNLOAD_DELAY``
@@ -207,14 +208,11 @@ class AdaptiveConcurrencyMiddleware:
         return None
 
     # -- downloader middleware -----------------------------------------------------
-    def process_request(self, request: Request) -> None:
-        self._apply(request)
-        return None
-
     def request_reached_downloader(self, request: Request, spider: Spider) -> None:
-        # The downloader creates a missing slot (with CONCURRENT_REQUESTS_PER_DOMAIN) after
-        # process_request, then sends this signal, then starts the slot's queue: applied here,
-        # the limit also holds for the first request of a slot recreated after the cleanup.
+        # The downloader creates a missing slot (with CONCURRENT_REQUESTS_PER_DOMAIN) after the
+        # middlewares' process_request, then sends this signal, then starts the slot's queue:
+        # applied here, the limit holds for every request, the first one of a slot recreated
+        # after the cleanup included (tests/test_adaptive_crawl.py pins that order).
         self._apply(request)
 
     def _apply(self, request: Request) -> None:
