@@ -609,11 +609,7 @@ class Judge:
         self._since_outage = 0 if outage else self._since_outage + 1
         tail = self._since_outage <= c.outage_tail  # the outage's last failures, not the load
         if outage:
-            # the site is down, whatever the load: once it is back, return to where it was; the
-            # overloads that led into the outage say nothing about the site's capacity
-            if self.recovery_target is None and self._last_good is not None:
-                self.recovery_target = self._last_good
-            self.ceiling, self._last_overload = None, None
+            self.site_down()  # the site is down, whatever the load
         elif not cut and sample.count >= c.min_samples and new >= limit and self.recovery_target is None:
             self._last_good = limit
         if self.recovery_target is not None and new >= self.recovery_target:
@@ -633,15 +629,14 @@ class Judge:
         return Decision(new, action, f"{action} {current} -> {new}: {why}" if new != current else f"hold {new}: {why}")
 
     def site_down(self) -> None:
-        """The domain is down, as something other than the samples says (its circuit breaker opened).
+        """The domain is down: an outage interval, or its circuit breaker opened.
 
-        Like an outage interval: the overload cuts that led into it set no
-        ceiling (a site that fails every request says nothing about its
-        capacity), and once it answers again the limit doubles back to the
-        last limit that held.  The failures of the requests still in flight
-        count as the outage's tail.  Needed because the breaker holds the
-        domain's requests: the samples of an outage may never fill an
-        interval in which ``outage_share`` of the requests failed (the cuts
+        The overload cuts that led into it set no ceiling (a site that fails
+        every request says nothing about its capacity), and once it answers
+        again the limit doubles back to the last limit that held.  The failures of the requests still in flight
+        count as the outage's tail.  The breaker's word is needed because it
+        holds the domain's requests: the samples of an outage may never fill
+        an interval in which ``outage_share`` of the requests failed (the cuts
         on the way down are each judged on their first ten outcomes).
         """
         if self.recovery_target is None and self._last_good is not None:
