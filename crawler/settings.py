@@ -48,6 +48,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
+    # Scrapy's meta-refresh redirects, skipping pages that do not say "refresh" (crawler/middlewares/meta_refresh.py)
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.middlewares.meta_refresh.MetaRefreshMiddleware": 580,
     "crawler.middlewares.adaptive.AdaptiveConcurrencyMiddleware": 580,
     # render = "js" stages: wait, timeouts, bounded and recycled browser contexts (next to the handler).
     # scrapy-playwright's download handler is enabled only when a stage needs it (crawler/browser.py).
@@ -102,6 +105,9 @@ EXTENSIONS = {
     "extensions.stats_dump.StatsDump": 900,
     "extensions.prometheus.PrometheusExporter": 950,
 }
+
+# Scrapy's in-memory stats collector without its per-access deprecation wrapper (crawler/stats.py).
+STATS_CLASS = "crawler.stats.StatsCollector"
 
 LOG_LEVEL = "INFO"
 # Seconds between progress lines (extensions/progress.py); Scrapy's default is 60.
