@@ -397,6 +397,8 @@ class PrometheusExporter:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        #: The histogram's child of each stage, looked up once (``labels()`` validates and locks on every call).
+        self._duration_by_stage: dict[str, Any] = {}
         self.listening: IListeningPort | None = None
         self.url: str | None = None
 
@@ -469,7 +471,11 @@ class PrometheusExporter:
         seconds = _number(latency)
         if seconds is None or math.isnan(seconds) or seconds < 0:
             return
-        self.request_duration.labels(stage=str(request.meta.get("stage") or "other")).observe(seconds)
+        stage = str(request.meta.get("stage") or "other")
+        child = self._duration_by_stage.get(stage)
+        if child is None:
+            child = self._duration_by_stage[stage] = self.request_duration.labels(stage=stage)
+        child.observe(seconds)
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         """Stop listening; the spider closes once the port is closed."""

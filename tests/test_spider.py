@@ -36,3 +36,28 @@ def test_scrapys_generator_callback_cache_forgets_a_callback_once_its_object_is_
     del fresh
     assert spider.parse_list not in _generator_callbacks_cache
     assert callback in _generator_callbacks_cache
+
+
+def test_html_root_parses_as_scrapys_selector_would_and_skips_what_is_not_a_page():
+    from scrapy.http import HtmlResponse, JsonResponse, Response, TextResponse, XmlResponse
+    from scrapy.selector import Selector as ScrapySelector
+
+    from crawler.spiders.catalog import html_root
+
+    url = "http://shop.test/p/1/"
+    html = b'<html><head><base href="http://cdn.test/"></head><body><h1 class="t">\xc3\xa9 One</h1></body></html>'
+    pages = [
+        HtmlResponse(url, body=html, encoding="utf-8"),
+        XmlResponse(url, body=b"<?xml version='1.0'?><items><item id='1'>x</item></items>", encoding="utf-8"),
+        TextResponse(url, body=html, encoding="utf-8"),
+    ]
+    for response in pages:
+        root = html_root(response)
+        expected = ScrapySelector(response).root
+        assert root is not None and root.tag == expected.tag, type(response)
+        assert root.xpath("string()") == expected.xpath("string()")
+        assert type(root) is type(expected)
+    assert html_root(pages[0]).xpath("string(//h1)") == "é One"
+    assert html_root(JsonResponse(url, body=b'{"a": 1}')) is None
+    assert html_root(TextResponse(url, body=b'{"a": [1, 2]}', encoding="utf-8")) is None
+    assert html_root(Response(url, body=b"\x89PNG")) is None

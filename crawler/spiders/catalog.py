@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any, Self
 
 import scrapy
+from parsel import Selector as ParselSelector
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider
-from scrapy.http import Response, TextResponse
-from scrapy.selector import Selector
+from scrapy.http import HtmlResponse, JsonResponse, Response, TextResponse, XmlResponse
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -493,14 +493,22 @@ class CatalogSpider(TwoStageSpider):
 def html_root(response: Response) -> Any:
     """The parsed HTML/XML tree of a response, or None (binary, JSON, ...).
 
-    Parsed by a selector of its own, not ``response.selector``: Scrapy caches
-    that one on the response and it refers back to the response, a reference
-    cycle that keeps the response, its body and its whole lxml tree (C memory
-    the garbage collector's thresholds do not see) alive until a cyclic
-    collection, often a full one.  The tree returned here is freed as soon as
-    the callback lets go of it.
+    Parsed by a parsel selector of its own, not ``response.selector``: Scrapy
+    caches that one on the response and it refers back to the response, a
+    reference cycle that keeps the response, its body and its whole lxml tree
+    (C memory the garbage collector's thresholds do not see) alive until a
+    cyclic collection, often a full one.  The tree returned here is freed as
+    soon as the callback lets go of it.
+
+    The type is the one Scrapy's selector would give (XML for an
+    ``XmlResponse``, HTML for an ``HtmlResponse``, JSON for a ``JsonResponse``,
+    else parsel's guess from the body).  Unlike Scrapy's selector it does not
+    look for the page's ``<base href>`` (a regular expression over the start of
+    every page) to record it in the tree: nothing reads the tree's base URL
+    (links are resolved against the page's URL, :mod:`crawler.extraction`).
     """
-    if not isinstance(response, TextResponse):
+    if not isinstance(response, TextResponse) or isinstance(response, JsonResponse):
         return None
-    selector = Selector(response)
+    kind = "xml" if isinstance(response, XmlResponse) else "html" if isinstance(response, HtmlResponse) else None
+    selector = ParselSelector(text=response.text, type=kind, base_url=response.url)
     return selector.root if selector.type in ("html", "xml") else None
