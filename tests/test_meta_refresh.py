@@ -88,3 +88,15 @@ def test_the_project_uses_it_in_place_of_scrapys():
     middlewares = get_project_settings().getwithbase("DOWNLOADER_MIDDLEWARES")
     assert middlewares["scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware"] is None
     assert middlewares["crawler.middlewares.meta_refresh.MetaRefreshMiddleware"] == 580
+
+
+def test_lowercasing_makes_the_letters_of_refresh_from_ascii_capitals_only():
+    import sys
+
+    letters = set("refsh")
+    made = [
+        char
+        for char in map(chr, range(sys.maxunicode + 1))
+        if char.lower() != char and letters & set(char.lower()) and char not in "REFSH"
+    ]
+    assert made == []

@@ -18,20 +18,22 @@ Scrapy's own middleware would redirect.
 
 from __future__ import annotations
 
-import re
-
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware
 from scrapy.http import HtmlResponse, Response
 
 #: How much of the page ``scrapy.utils.response.get_meta_refresh`` reads.
 SCANNED = 4096
-_REFRESH = re.compile("refresh", re.IGNORECASE)
 
 
 def may_refresh(response: HtmlResponse) -> bool:
-    """Whether the part of the page Scrapy scans for a meta refresh mentions one at all."""
-    return _REFRESH.search(response.text, 0, SCANNED) is not None
+    """Whether the part of the page Scrapy scans for a meta refresh mentions one at all.
+
+    w3lib's own test is ``"refresh" in attributes.lower()``; ``str.lower`` turns
+    no character other than A-Z into an ASCII letter of "refresh" (and it is
+    ten times faster than a case-insensitive regular expression).
+    """
+    return "refresh" in response.text[:SCANNED].lower()
 
 
 class MetaRefreshMiddleware(ScrapyMetaRefreshMiddleware):
