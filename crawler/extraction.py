@@ -1,6 +1,6 @@
 """Apply a site profile to parsed pages (lxml trees): pure, no Scrapy.
 
-The spider hands in ``response.selector.root``; everything here works on
+The spider hands in the page's lxml root (``html_root``); everything here works on
 lxml elements with the profile's pre-compiled XPath expressions, which keeps
 the per-page cost low.  Values come out *raw* (strings, or lists of strings
 for ``list`` fields); :mod:`crawler.validation` types them.
@@ -21,20 +21,21 @@ from crawler.siteprofile import (
     CARD,
     DETAIL,
     SCRIPT,
-    TEXT,
     FieldSpec,
     ScriptSource,
     Selector,
     SiteProfile,
     apply_regex,
+    compile_xpath,
     normalize_label,
+    text_of,
 )
 
 #: A field's raw value: text, a list of texts, None (nothing found), or (``source = "script"``)
 #: a problem marker of :mod:`crawler.scriptdata` when the page's JSON cannot be read.
 Raw = str | list[str] | dict[str, str] | None
 #: Every ``<script>`` element under a node (a ``source = "script"`` key without css/xpath).
-SCRIPTS = etree.XPath(".//script")
+SCRIPTS = compile_xpath(".//script")
 
 
 @dataclass
@@ -125,7 +126,7 @@ class ScriptCache:
         cached = self._documents.get(key)
         if cached is None:
             documents, error = [], None
-            texts = selector.strings(node) if selector is not None else [TEXT(s) for s in SCRIPTS(node)]
+            texts = selector.strings(node) if selector is not None else [text_of(s) for s in SCRIPTS(node)]
             for text in texts:
                 if selector is None and text.lstrip()[:1] not in ("{", "["):
                     continue
@@ -310,4 +311,4 @@ def _int(text: str) -> int | None:
 
 
 def _text(node: Any) -> str:
-    return node if isinstance(node, str) else TEXT(node)
+    return node if isinstance(node, str) else text_of(node)

@@ -8,7 +8,16 @@ from parsel import Selector as HtmlSelector
 
 from crawler.errors import ProfileError
 from crawler.extraction import extract_fields, last_page_number, list_entries
-from crawler.siteprofile import PROFILES_DIR, _translator, css_to_xpath, load_profile, resolve_profile_path
+from crawler.siteprofile import (
+    PROFILES_DIR,
+    _shared_substrings,
+    _translator,
+    compile_xpath,
+    css_to_xpath,
+    load_profile,
+    resolve_profile_path,
+    text_of,
+)
 from crawler.validation import Rejected, validate
 
 MINIMAL = """
@@ -348,3 +357,72 @@ def test_class_selectors_find_what_parsel_finds_in_the_same_order(css):
         assert ours(node) == parsels(node), (css, node.tag, node.get("class"))
     first = etree.XPath(f"string(({css_to_xpath(css)})[1])")
     assert first(root) == etree.XPath(f"string(({_translator.css_to_xpath(css)})[1])")(root)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["company-info", "company-name", "manufacturer", "entry-company"],
+        ["a", "b"],
+        ["ab", "abc"],
+        ["product", "product-x", "abc"],
+        ["abcdef", "xbcdey", "bcde"],
+        ["entry-title"],
+    ],
+)
+def test_the_class_prefilter_tests_few_substrings_that_every_class_name_contains(names):
+    """Each class name holds one of the chosen substrings (so the prefilter lets every match through),
+    each substring is a whole name or four characters or more, and shared parts are tested once."""
+    chosen = _shared_substrings(names)
+    assert all(any(part in name for part in chosen) for name in names)
+    assert all(part in names or len(part) >= 4 for part in chosen)
+    assert len(chosen) <= len(set(names))
+
+
+def test_the_shipped_manufacturer_selector_tests_two_substrings_per_class_attribute():
+    assert _shared_substrings(["company-info", "company-name", "manufacturer", "entry-company"]) == [
+        "company",
+        "manufacturer",
+    ]
+    xpath = css_to_xpath("p.company-info, .company-name, .manufacturer, .entry-company")
+    assert xpath.startswith("descendant-or-self::*/@class[contains(., 'company') or contains(., 'manufacturer')]")
+
+
+TEXT_PAGE = """<html><body><div id="d">a<!-- c -->b<?pi x?>c<span>d<b>e</b>f</span>g &amp; &lt;x&gt; &#233;
+&nbsp;<br>h<script>var x = '<b>';</script><style>p {}</style><textarea>t</textarea></div><p>tail-test</p>tail
+<ul><li><span class="label">Vendor ID</span><span class="value"> 0x1552 </span></li>
+<li><span class="label">Compliance Document</span>
+<span class="value"><a href="/z.zip">Download</a> (ZIP)</span></li></ul>
+</body></html>"""
+
+XML_PAGE = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e "ENT">]>
+<r>x<![CDATA[<cd>]]>y&e;<a>1<!--c-->2<b>3</b></a>z<?p q?></r>"""
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        html.fromstring(TEXT_PAGE),
+        etree.fromstring(XML_PAGE),
+        etree.fromstring(XML_PAGE, etree.XMLParser(resolve_entities=False)),
+    ],
+    ids=["html", "xml", "xml-unresolved-entities"],
+)
+def test_text_of_an_element_is_its_xpath_string_value(root):
+    """text_of serialises an element's text instead of evaluating string(): the same string for
+    every element (comments, processing instructions, CDATA, entities, script, nested tails)."""
+    string = etree.XPath("string()")
+    elements = list(root.iter(etree.Element))
+    assert len(elements) >= 3
+    for element in elements:
+        assert text_of(element) == string(element), element.tag
+
+
+def test_profile_xpath_never_had_exslt_regular_expressions():
+    """The premise of compile_xpath's regexp=False: with lxml's default (regexp=True) the re: prefix
+    is still unbound, so no profile expression could call those functions."""
+    root = html.fromstring(TEXT_PAGE)
+    for xpath in (etree.XPath("//span[re:test(@class, '^val')]"), compile_xpath("//span[re:test(@class, '^val')]")):
+        with pytest.raises(etree.XPathEvalError, match="Undefined namespace prefix"):
+            xpath(root)
+    assert compile_xpath("string(//span[@class='label'])")(root) == "Vendor ID"
