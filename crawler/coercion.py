@@ -154,19 +154,19 @@ def coerce(
     empty string counts as missing and gives ``None``.  ``int_base`` applies
     to ``int`` values, ``base_url`` resolves relative ``url`` values.
     """
-    options = {"date_format": date_format, "int_base": int_base, "base_url": base_url}
+    if raw is None:
+        return None
     if type_ == "list":
-        if raw is None:
-            return None
         items = [raw] if isinstance(raw, str) else list(raw)
         convert = SCALARS[item_type]
         values = [normalize_space(v) for v in items]
+        options = {"date_format": date_format, "int_base": int_base, "base_url": base_url}
         return [convert(v, **options) for v in values if v] or None
-    if raw is None:
-        return None
     if not isinstance(raw, str):
         raw = next((v for v in raw if normalize_space(v)), "")
     text = normalize_space(raw)
     if not text:
         return None
-    return SCALARS[type_](text, **options)
+    if type_ == "str":  # the most common type: no conversion to call
+        return text
+    return SCALARS[type_](text, date_format=date_format, int_base=int_base, base_url=base_url)

@@ -51,7 +51,6 @@ import logging
 from collections.abc import Hashable
 from typing import Any, Self
 
-from itemadapter import ItemAdapter
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
@@ -59,6 +58,7 @@ from twisted.python.failure import Failure as TwistedFailure
 
 from crawler import signals as crawler_signals
 from crawler.failures import PERMANENT, Failure
+from crawler.item_adapter import adapt, is_item
 from crawler.middlewares import give_up
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class ProductAccounting:
         self._item_ended(item, response, "saved")
 
     def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Spider) -> None:
-        rejected = bool(ItemAdapter(item).get("reject_reason")) if ItemAdapter.is_item(item) else False
+        rejected = bool(adapt(item).get("reject_reason")) if is_item(item) else False
         if rejected or _from_list_page(response):
             self._item_ended(item, response, "rejected")
             return
@@ -234,7 +234,7 @@ class ProductAccounting:
         if not self._await_commit:
             self._end_ref(ref, term)
             return
-        adapter = ItemAdapter(item) if ItemAdapter.is_item(item) else None
+        adapter = adapt(item) if is_item(item) else None
         place = (str(adapter.get("site") or ""), str(adapter.get("url") or "")) if adapter else ("", "")
         self._settle(self._store_commits, place, ref)
 

@@ -27,7 +27,6 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
@@ -35,6 +34,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.python.failure import Failure
 
 from crawler import defaults
+from crawler.item_adapter import adapt
 from crawler.items import canonical_json, hash_text
 from crawler.signals import item_store_opened, items_stored
 from storage.engine import DatabaseError
@@ -157,7 +157,7 @@ class StorePipeline:
 
     async def process_item(self, item: Any) -> Any:
         """Buffer the item's row; drop rejected items (after buffering them); wait when the writer lags."""
-        adapter = ItemAdapter(item)
+        adapter = adapt(item)
         reason = adapter.get("reject_reason")
         key = adapter.get("key")
         fields = adapter.get("fields")

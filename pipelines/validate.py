@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Self
 
-from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 
+from crawler.item_adapter import adapt
 from crawler.validation import Rejected, validate
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ValidationPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        adapter = ItemAdapter(item)
+        adapter = adapt(item)
         profile = getattr(self.crawler.spider, "site_profile", None)
         if profile is None or adapter.get("reject_reason") or "raw" not in adapter:
             return item

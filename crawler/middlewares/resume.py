@@ -44,7 +44,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from itemadapter import ItemAdapter
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -53,6 +52,7 @@ from twisted.python.failure import Failure
 from crawler import defaults
 from crawler import signals as crawler_signals
 from crawler.errors import ConfigError
+from crawler.item_adapter import adapt, is_item
 from crawler.outcome import ran_to_its_end
 from crawler.request_records import request_from_record, request_to_record
 from extensions.dead_letters import spider_args_of
@@ -214,8 +214,8 @@ class ResumeMiddleware:
                         continue
                     output.meta[FRONTIER] = url
                     discovered.append(self._entry(output))
-            elif key is not None and ItemAdapter.is_item(output):
-                adapter = ItemAdapter(output)
+            elif key is not None and is_item(output):
+                adapter = adapt(output)
                 site = adapter.get("site") or self.crawler.spider.name
                 self._items[(site, adapter.get("url") or "")] = key
                 if list_page:  # a list-only catalogue: the page is done once its items committed
