@@ -633,11 +633,12 @@ class Judge:
 
         The overload cuts that led into it set no ceiling (a site that fails
         every request says nothing about its capacity), and once it answers
-        again the limit doubles back to the last limit that held.  The failures of the requests still in flight
-        count as the outage's tail.  The breaker's word is needed because it
-        holds the domain's requests: the samples of an outage may never fill
-        an interval in which ``outage_share`` of the requests failed (the cuts
-        on the way down are each judged on their first ten outcomes).
+        again the limit doubles back to the last limit that held.  The
+        failures of the requests still in flight count as the outage's tail.
+        The breaker's word is needed because it holds the domain's requests:
+        the samples of an outage may never fill an interval in which
+        ``outage_share`` of the requests failed (the cuts on the way down are
+        each judged on their first ten outcomes).
         """
         if self.recovery_target is None and self._last_good is not None:
             self.recovery_target = self._last_good

@@ -652,8 +652,9 @@ def css_to_xpath(css: str) -> str:
     and one or more classes (no combinator, attribute, pseudo-class or
     pseudo-element) and at least one is on any element (``*``), the same
     elements, in document order, are found by walking the ``class``
-    attributes once with a cheap substring test of one class per selector,
-    then checking parsel's own conditions on the few elements left::
+    attributes once with cheap substring tests (one per class name, or one
+    per part that several names share, below), then checking parsel's own
+    conditions on the few elements left::
 
         descendant-or-self::*/@class[contains(., 'a') or contains(., 'b')]/parent::*[(self::p and A) or (B)]
 
